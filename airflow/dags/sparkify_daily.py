@@ -1,0 +1,57 @@
+"""
+### Sparkify daily: raw logs to a star schema
+
+One run per day of logs. For the run's day (`ds`):
+
+1. **stage_events** replaces that day's rows of `staging_events` with `log_data/YYYY/MM/{ds}-events.json`;
+   **stage_songs** refreshes `staging_songs` from `song_data/`.
+2. **dbt_sparkify** (Cosmos) runs each dbt model as its own task, followed by that model's tests:
+   `stg_sparkify__events`, `stg_sparkify__songs` → `dim_users`, `dim_songs`, `dim_artists`,
+   `fct_songplays` (the day deleted and re-inserted) → `dim_time`. A failing test stops what depends on it.
+3. **summary** logs the rows staged for the day and the rows of every staging and mart table.
+
+Reruns are idempotent. The warehouse (`SPARKIFY_WAREHOUSE`) and the lake (`SPARKIFY_LAKE`) come from the
+environment; see the project README.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import chain, dag, task
+from cosmos import DbtTaskGroup
+
+from sparkify import staging, summary
+from sparkify.dbt import task_group_args
+from sparkify.settings import settings
+
+SETTINGS = settings()
+
+
+@dag(
+    schedule="@daily",
+    start_date=pendulum.datetime(2018, 11, 1, tz="UTC"),
+    end_date=pendulum.datetime(2018, 11, 30, tz="UTC"),
+    catchup=False,
+    max_active_runs=SETTINGS.max_active_runs,
+    tags=["sparkify", "dbt", SETTINGS.warehouse],
+    default_args=SETTINGS.default_task_args(),
+    doc_md=__doc__,
+)
+def sparkify_daily() -> None:
+    @task
+    def stage_events(ds: str | None = None) -> dict[str, object]:
+        return staging.stage_events(SETTINGS, pendulum.Date.fromisoformat(ds))
+
+    @task
+    def stage_songs() -> dict[str, object]:
+        return staging.stage_songs(SETTINGS)
+
+    @task
+    def report(ds: str | None = None) -> dict[str, int]:
+        return summary.log_counts(SETTINGS, pendulum.Date.fromisoformat(ds))
+
+    dbt_sparkify = DbtTaskGroup(group_id="dbt_sparkify", **task_group_args(SETTINGS))
+    chain([stage_events(), stage_songs()], dbt_sparkify, report.override(task_id="summary")())
+
+
+sparkify_daily()

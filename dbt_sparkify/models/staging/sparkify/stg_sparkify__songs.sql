@@ -1,0 +1,56 @@
+with
+
+source as (
+
+    select * from {{ source('sparkify', 'staging_songs') }}
+
+),
+
+renamed as (
+
+    select
+        song_id,
+        title,
+        artist_id,
+        artist_name,
+        nullif(trim(artist_location), '') as artist_location,
+        artist_latitude,
+        artist_longitude,
+        duration,
+        nullif(year, 0) as release_year,
+        source_file,
+        loaded_at
+    from source
+
+),
+
+ranked as (
+
+    -- A song id found in two files is kept once, from the first file by path.
+    select
+        *,
+        row_number() over (partition by song_id order by source_file) as occurrence
+    from renamed
+
+),
+
+final as (
+
+    select
+        song_id,
+        title,
+        artist_id,
+        artist_name,
+        artist_location,
+        artist_latitude,
+        artist_longitude,
+        duration,
+        release_year,
+        source_file,
+        loaded_at
+    from ranked
+    where occurrence = 1
+
+)
+
+select * from final

@@ -1,0 +1,1 @@
+"""Sparkify data pipeline: shared code for the Airflow DAG, staging loaders and tooling."""

@@ -1,0 +1,189 @@
+"""``python -m sparkify.cli backfill|demo|airflow``: the pipeline through a real Airflow scheduler, locally."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sparkify import summary
+from sparkify.local_airflow import DAG_ID, LocalAirflow, admin_password, running
+from sparkify.settings import Settings, settings
+
+FAILED_TASK_STATES = {"failed", "upstream_failed"}
+
+
+def _is_dbt_test(task_id: str) -> bool:
+    return task_id.startswith("dbt_sparkify.") and (task_id.endswith(".test") or task_id.endswith("_test"))
+
+
+@dataclass
+class BackfillReport:
+    runs: list[dict[str, Any]]
+    failed_tasks: dict[str, list[str]]
+    tests_passed: int
+    tests_failed: int
+    seconds: float
+
+    @property
+    def succeeded(self) -> int:
+        return sum(run["state"] == "success" for run in self.runs)
+
+    @property
+    def failed(self) -> int:
+        return sum(run["state"] == "failed" for run in self.runs)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.runs) and self.failed == 0 and self.succeeded == len(self.runs)
+
+
+def expected_days(start: str, end: str) -> int:
+    return (date.fromisoformat(end) - date.fromisoformat(start)).days + 1
+
+
+def watch_backfill(airflow: LocalAirflow, start: str, end: str, timeout: float, out: Any = sys.stdout) -> BackfillReport:
+    """Poll the runs of [start, end] until all are finished, printing progress when it changes."""
+    total = expected_days(start, end)
+    started = time.monotonic()
+    last_line = ""
+    failed_tasks: dict[str, list[str]] = {}
+    while True:
+        runs = airflow.runs(start, end)
+        done = [run for run in runs if run["state"] in {"success", "failed"}]
+        for run in runs:
+            day = run["logical_date"][:10]
+            if run["state"] == "failed" and day not in failed_tasks:
+                failed_tasks[day] = sorted(
+                    ti["task_id"]
+                    for ti in airflow.task_instances(run["dag_run_id"])
+                    if ti["state"] in FAILED_TASK_STATES
+                )
+        active = [run["logical_date"][:10] for run in runs if run["state"] in {"running", "queued"}]
+        line = (
+            f"[{time.monotonic() - started:6.0f}s] runs done {len(done)}/{total}"
+            f" (succeeded {sum(r['state'] == 'success' for r in done)}, failed {len(failed_tasks)})"
+            + (f", running {', '.join(active)}" if active else "")
+        )
+        if line.split("]", 1)[1] != last_line.split("]", 1)[-1]:
+            print(line, file=out, flush=True)
+            for day, tasks in sorted(failed_tasks.items()):
+                if tasks and f"failed on {day}" not in last_line:
+                    print(f"    {day} failed tasks: {', '.join(tasks)}", file=out, flush=True)
+            last_line = line
+        if len(done) >= total:
+            break
+        if time.monotonic() - started > timeout:
+            print(f"timed out after {timeout:.0f}s with {len(done)}/{total} runs done", file=out, flush=True)
+            break
+        time.sleep(2)
+    passed = failed = 0
+    for run in runs:
+        for ti in airflow.task_instances(run["dag_run_id"]):
+            if _is_dbt_test(ti["task_id"]):
+                passed += ti["state"] == "success"
+                failed += ti["state"] in FAILED_TASK_STATES
+    return BackfillReport(
+        runs=runs,
+        failed_tasks=failed_tasks,
+        tests_passed=passed,
+        tests_failed=failed,
+        seconds=time.monotonic() - started,
+    )
+
+
+def print_report(report: BackfillReport, config: Settings, start: str, end: str, out: Any = sys.stdout) -> None:
+    total = expected_days(start, end)
+    per_run = report.seconds / max(1, len(report.runs))
+    print(f"\nBackfill of {DAG_ID} {start} .. {end} ({config.warehouse} warehouse, lake {config.lake})", file=out)
+    print(
+        f"  runs: {report.succeeded} succeeded, {report.failed} failed, {total - len(report.runs)} not created"
+        f" — {report.seconds:.0f}s ({per_run:.1f}s per run)",
+        file=out,
+    )
+    for day, tasks in sorted(report.failed_tasks.items()):
+        print(f"  {day} failed tasks: {', '.join(tasks) or '(none recorded)'}", file=out)
+    print(f"  dbt test tasks: {report.tests_passed} passed, {report.tests_failed} failed", file=out)
+    try:
+        counts = summary.table_counts(config)
+    except Exception as error:  # noqa: BLE001 - the report must still print when a table is missing
+        print(f"  row counts unavailable: {error}", file=out)
+    else:
+        print("  rows:", file=out)
+        for table, rows in counts.items():
+            print(f"    {table:<28} {rows:>10,}", file=out)
+    out.flush()
+
+
+def cmd_backfill(args: argparse.Namespace, keep_ui: bool) -> int:
+    config = settings()
+    port = int(os.environ.get("SPARKIFY_AIRFLOW_PORT", "8080"))
+    print(f"Starting Airflow (AIRFLOW_HOME under {config.root / '.local'}) on port {port} ...", flush=True)
+    with running(config, port) as airflow:
+        backfill = airflow.create_backfill(args.start, args.end, args.max_active_runs or config.max_active_runs)
+        print(
+            f"Backfill {backfill['id']} of {DAG_ID} created for {args.start} .. {args.end}; "
+            f"follow it at {airflow.url}/dags/{DAG_ID}",
+            flush=True,
+        )
+        report = watch_backfill(airflow, args.start, args.end, timeout=args.timeout)
+        print_report(report, config, args.start, args.end)
+        if keep_ui:
+            print(
+                f"\nAirflow UI: {airflow.url}  (login: admin / {admin_password(airflow.home)})\n"
+                "Press Ctrl-C to stop.",
+                flush=True,
+            )
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                print("\nStopping Airflow ...", flush=True)
+        return 0 if report.ok else 1
+
+
+def cmd_airflow(_: argparse.Namespace) -> int:
+    config = settings()
+    port = int(os.environ.get("SPARKIFY_AIRFLOW_PORT", "8080"))
+    with running(config, port) as airflow:
+        print(
+            f"Airflow UI: {airflow.url}  (login: admin / {admin_password(airflow.home)})\nPress Ctrl-C to stop.",
+            flush=True,
+        )
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            print("\nStopping Airflow ...", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sparkify.cli", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (
+        ("backfill", "backfill a date range through the scheduler, print a summary, exit non-zero on failure"),
+        ("demo", "the backfill, then keep the Airflow UI up until Ctrl-C"),
+    ):
+        command = sub.add_parser(name, help=help_text)
+        command.add_argument("--start", default="2018-11-01", help="first day, YYYY-MM-DD")
+        command.add_argument("--end", default="2018-11-30", help="last day, YYYY-MM-DD")
+        command.add_argument("--max-active-runs", type=int, default=0, help="default: SPARKIFY_MAX_ACTIVE_RUNS")
+        command.add_argument("--timeout", type=float, default=3 * 3600, help="seconds to wait (default 3 h)")
+    sub.add_parser("airflow", help="start Airflow with the UI only, until Ctrl-C")
+    args = parser.parse_args(argv)
+    if args.command in {"backfill", "demo"}:
+        for value in (args.start, args.end):
+            date.fromisoformat(value)
+        if args.start > args.end:
+            parser.error(f"--start {args.start} is after --end {args.end}")
+        return cmd_backfill(args, keep_ui=args.command == "demo")
+    return cmd_airflow(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,60 @@
+"""Cosmos configuration for dbt_sparkify, built once and shared by every DAG that runs the project."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from cosmos import ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
+
+from sparkify.settings import Settings
+
+PROFILE_NAME = "sparkify"
+
+
+class ManifestMissingError(FileNotFoundError):
+    """The DAG is rendered from a manifest the project builds; parsing never runs dbt."""
+
+
+def require_manifest(path: Path) -> Path:
+    if not path.is_file():
+        raise ManifestMissingError(
+            f"dbt manifest not found at {path}: build it with `make manifest` "
+            "(dbt parse of dbt_sparkify), which `make demo`, `make backfill` and `make test` do for you"
+        )
+    return path
+
+
+def task_group_args(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for ``DbtTaskGroup``: one task per model, then one per model's tests."""
+    manifest = require_manifest(settings.manifest_path)
+    project_config = ProjectConfig(
+        dbt_project_path=settings.dbt_project_dir,
+        manifest_path=manifest,
+        install_dbt_deps=False,
+        env_vars=settings.dbt_env(),
+        # Each run processes the day of its logical date.
+        dbt_vars={"run_date": "{{ ds }}"},
+    )
+    # Cosmos wraps the path in Airflow's ObjectStoragePath, whose first use imports every provider's filesystem
+    # (about 1-2 s at each parse, in every task process). The manifest is a local file: read it as one.
+    project_config.manifest_path = manifest
+    return {
+        "project_config": project_config,
+        "profile_config": ProfileConfig(
+            profile_name=PROFILE_NAME,
+            target_name=settings.dbt_target,
+            profiles_yml_filepath=settings.dbt_profiles_dir / "profiles.yml",
+        ),
+        "execution_config": ExecutionConfig(
+            execution_mode=ExecutionMode.LOCAL,
+            invocation_mode=InvocationMode.DBT_RUNNER,
+        ),
+        "render_config": RenderConfig(
+            load_method=LoadMode.DBT_MANIFEST,
+            test_behavior=TestBehavior.AFTER_EACH,
+            should_detach_multiple_parents_tests=True,
+        ),
+        "operator_args": {"install_deps": False},
+    }

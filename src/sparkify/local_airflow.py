@@ -1,0 +1,299 @@
+"""A local Airflow (api-server, scheduler, dag-processor; LocalExecutor) with the project's own AIRFLOW_HOME.
+
+Used by ``make demo``, ``make backfill`` and ``make airflow`` and by the end-to-end tests: processes are started
+and stopped by PID, their logs go to ``$AIRFLOW_HOME/logs/<component>.log``, and everything talks to the
+api-server's REST API as an operator would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from sparkify.settings import Settings
+
+DAG_ID = "sparkify_daily"
+ADMIN_USER = "admin"
+COMPONENTS = ("api-server", "scheduler", "dag-processor")
+TERMINAL_RUN_STATES = {"success", "failed"}
+
+
+class AirflowStartError(RuntimeError):
+    """A component did not come up; the message names its log file."""
+
+
+def airflow_home(settings: Settings) -> Path:
+    return Path(os.environ.get("AIRFLOW_HOME", settings.root / ".local" / "airflow"))
+
+
+def _secret(path: Path) -> str:
+    """A random value generated once per AIRFLOW_HOME and kept there (never in the repository)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(24))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def airflow_env(settings: Settings, home: Path, port: int, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment every Airflow process of this project runs with."""
+    env = dict(os.environ if base is None else base)
+    passwords = home / "passwords.json"
+    if not passwords.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        passwords.write_text(json.dumps({ADMIN_USER: secrets.token_urlsafe(12)}))
+        passwords.chmod(0o600)
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(settings.root / "airflow" / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": env.get("AIRFLOW__CORE__EXECUTOR", "LocalExecutor"),
+            "AIRFLOW__CORE__PARALLELISM": env.get("AIRFLOW__CORE__PARALLELISM", "4"),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+            "AIRFLOW__API__BASE_URL": f"http://localhost:{port}",
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API_AUTH__JWT_SECRET": _secret(home / ".jwt_secret"),
+            "AIRFLOW__API__SECRET_KEY": _secret(home / ".api_secret_key"),
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",
+            "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+            "DO_NOT_TRACK": "1",
+            "SCARF_ANALYTICS": "false",
+        }
+    )
+    env.update({key: value for key, value in settings.dbt_env().items() if key not in env})
+    return env
+
+
+def admin_password(home: Path) -> str:
+    return json.loads((home / "passwords.json").read_text())[ADMIN_USER]
+
+
+def airflow_cli(env: Mapping[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    return subprocess.run([airflow, *args], env=dict(env), capture_output=True, text=True, check=check)
+
+
+@dataclass
+class LocalAirflow:
+    """The running components and a REST client logged in as the admin user."""
+
+    settings: Settings
+    home: Path
+    port: int
+    env: dict[str, str]
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _token: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://localhost:{self.port}"
+
+    def log_file(self, component: str) -> Path:
+        return self.home / "logs" / f"{component}.log"
+
+    def prepare(self) -> None:
+        """Migrate the metadata database and create the pool that serializes DuckDB writers."""
+        airflow_cli(self.env, "db", "migrate")
+        if self.settings.writer_pool:
+            airflow_cli(
+                self.env,
+                "pools",
+                "set",
+                self.settings.writer_pool,
+                "1",
+                "DuckDB allows one writing process per database file",
+            )
+
+    def start(self, components: tuple[str, ...] = COMPONENTS) -> None:
+        airflow = str(Path(sys.executable).with_name("airflow"))
+        (self.home / "logs").mkdir(parents=True, exist_ok=True)
+        for component in components:
+            args = [airflow, component]
+            if component == "api-server":
+                args += ["--port", str(self.port), "--host", "127.0.0.1", "--workers", "1"]
+            with self.log_file(component).open("ab") as log:
+                self.processes[component] = subprocess.Popen(  # noqa: S603
+                    args, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                )
+
+    def stop(self, timeout: float = 30) -> None:
+        """SIGTERM every component's process group, then SIGKILL what is left after ``timeout``."""
+        for process in self.processes.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for process in self.processes.values():
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        self.processes.clear()
+
+    def _check_alive(self) -> None:
+        for component, process in self.processes.items():
+            if process.poll() is not None:
+                raise AirflowStartError(
+                    f"airflow {component} exited with code {process.returncode}; see {self.log_file(component)}"
+                )
+
+    def wait_until(self, what: str, probe: Any, timeout: float, interval: float = 1.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            try:
+                result = probe()
+            except httpx.HTTPError:
+                result = None
+            if result:
+                return result
+            time.sleep(interval)
+        raise AirflowStartError(f"timed out after {timeout:.0f}s waiting for {what}; logs in {self.home / 'logs'}")
+
+    def _login(self) -> str:
+        response = httpx.post(
+            f"{self.url}/auth/token",
+            json={"username": ADMIN_USER, "password": admin_password(self.home)},
+            timeout=10,
+        )
+        response.raise_for_status()
+        return response.json()["access_token"]
+
+    def api(self, method: str, path: str, **kwargs: Any) -> Any:
+        if self._token is None:
+            self._token = self._login()
+        response = httpx.request(
+            method,
+            f"{self.url}/api/v2{path}",
+            headers={"Authorization": f"Bearer {self._token}"},
+            timeout=30,
+            **kwargs,
+        )
+        if response.status_code >= 400:
+            raise httpx.HTTPStatusError(
+                f"{method} {path}: {response.status_code} {response.text[:500]}",
+                request=response.request,
+                response=response,
+            )
+        return response.json() if response.content else None
+
+    def wait_ready(self, timeout: float = 180) -> None:
+        """Until the api-server answers and the dag-processor has serialized the DAG."""
+        self.wait_until(
+            "the api-server", lambda: httpx.get(f"{self.url}/api/v2/monitor/health", timeout=5).is_success, timeout
+        )
+        self.wait_until(f"DAG {DAG_ID} to be parsed", lambda: self._dag_parsed(), timeout)
+
+    def _dag_parsed(self) -> bool:
+        try:
+            self.api("GET", f"/dags/{DAG_ID}/details")
+        except httpx.HTTPStatusError as error:
+            if error.response.status_code == 404:
+                errors = self.api("GET", "/importErrors")
+                if errors.get("import_errors"):
+                    raise AirflowStartError(
+                        "the DAG folder has import errors:\n"
+                        + "\n".join(e["filename"] + ": " + e["stack_trace"] for e in errors["import_errors"])
+                    ) from error
+                return False
+            raise
+        return True
+
+    def create_backfill(self, start: str, end: str, max_active_runs: int) -> dict[str, Any]:
+        self.api("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
+        return self.api(
+            "POST",
+            "/backfills",
+            json={
+                "dag_id": DAG_ID,
+                "from_date": f"{start}T00:00:00Z",
+                "to_date": f"{end}T00:00:00Z",
+                "max_active_runs": max_active_runs,
+                "reprocess_behavior": "completed",
+                "run_backwards": False,
+                "dag_run_conf": {},
+            },
+        )
+
+    def runs(self, start: str, end: str) -> list[dict[str, Any]]:
+        response = self.api(
+            "GET",
+            f"/dags/{DAG_ID}/dagRuns",
+            params={
+                "logical_date_gte": f"{start}T00:00:00Z",
+                "logical_date_lte": f"{end}T00:00:00Z",
+                "limit": 1000,
+                "order_by": "logical_date",
+            },
+        )
+        # A rerun of a day replaces its run; keep the latest run per day.
+        latest: dict[str, dict[str, Any]] = {}
+        for run in response["dag_runs"]:
+            day = run["logical_date"][:10]
+            if day not in latest or (run["queued_at"] or "") >= (latest[day]["queued_at"] or ""):
+                latest[day] = run
+        return [latest[day] for day in sorted(latest)]
+
+    def task_instances(self, run_id: str) -> list[dict[str, Any]]:
+        response = self.api(
+            "GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", params={"limit": 1000}
+        )
+        return response["task_instances"]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_in_use(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@contextmanager
+def running(
+    settings: Settings,
+    port: int,
+    home: Path | None = None,
+    base_env: Mapping[str, str] | None = None,
+    components: tuple[str, ...] = COMPONENTS,
+    fresh: bool = False,
+) -> Iterator[LocalAirflow]:
+    """Start a local Airflow, wait until the DAG is parsed, and stop every process on the way out."""
+    home = home or airflow_home(settings)
+    if fresh and home.exists():
+        shutil.rmtree(home)
+    if port_in_use(port):
+        raise AirflowStartError(f"port {port} is in use: stop what listens there or set SPARKIFY_AIRFLOW_PORT")
+    airflow = LocalAirflow(settings=settings, home=home, port=port, env=airflow_env(settings, home, port, base_env))
+    airflow.prepare()
+    airflow.start(components)
+    try:
+        airflow.wait_ready()
+        yield airflow
+    finally:
+        airflow.stop()

@@ -1,0 +1,97 @@
+"""Environment → one frozen settings object shared by the DAG, the staging loaders and the tooling."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import cache
+from pathlib import Path
+
+WAREHOUSES = ("duckdb", "postgres", "redshift")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+
+
+def validate_identifier(name: str, what: str) -> str:
+    """Refuse configured schema/table names that are not plain SQL identifiers before they reach SQL."""
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"{what} must be a plain SQL identifier (letters, digits, underscore), got {name!r}")
+    return name
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where things are and which warehouse is used; read once from the environment."""
+
+    root: Path
+    lake: str
+    warehouse: str
+    duckdb_path: Path
+    raw_schema: str
+    dbt_project_dir: Path
+    dbt_profiles_dir: Path
+    duckdb_pool: str
+    retries: int
+    retry_delay: timedelta
+    max_active_runs: int
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.dbt_project_dir / "target" / "manifest.json"
+
+    @property
+    def dbt_target(self) -> str:
+        return self.warehouse
+
+    @property
+    def writer_pool(self) -> str | None:
+        """DuckDB allows one writing process per file, so its writers share a one-slot pool."""
+        return self.duckdb_pool if self.warehouse == "duckdb" else None
+
+    def default_task_args(self) -> dict[str, object]:
+        args: dict[str, object] = {"retries": self.retries, "retry_delay": self.retry_delay}
+        if self.writer_pool:
+            args["pool"] = self.writer_pool
+        return args
+
+    def dbt_env(self) -> dict[str, str]:
+        """Environment that ``profiles.yml`` and the dbt sources read."""
+        return {
+            "SPARKIFY_WAREHOUSE": self.warehouse,
+            "SPARKIFY_DUCKDB_PATH": str(self.duckdb_path),
+            "SPARKIFY_RAW_SCHEMA": self.raw_schema,
+        }
+
+
+def from_env(environ: os._Environ[str] | dict[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    root = Path(env.get("SPARKIFY_HOME", str(_PACKAGE_ROOT))).resolve()
+    warehouse = env.get("SPARKIFY_WAREHOUSE", "duckdb").strip().lower()
+    if warehouse not in WAREHOUSES:
+        raise ValueError(f"SPARKIFY_WAREHOUSE must be one of {', '.join(WAREHOUSES)}, got {warehouse!r}")
+    lake = env.get("SPARKIFY_LAKE", "").strip() or str(root / ".local" / "lake")
+    if "://" not in lake:
+        lake = str(Path(lake).expanduser().resolve())
+    return Settings(
+        root=root,
+        lake=lake,
+        warehouse=warehouse,
+        duckdb_path=Path(env.get("SPARKIFY_DUCKDB_PATH", str(root / ".local" / "sparkify.duckdb")))
+        .expanduser()
+        .resolve(),
+        raw_schema=validate_identifier(env.get("SPARKIFY_RAW_SCHEMA", "raw"), "SPARKIFY_RAW_SCHEMA"),
+        dbt_project_dir=root / "dbt_sparkify",
+        dbt_profiles_dir=root,
+        duckdb_pool=env.get("SPARKIFY_DUCKDB_POOL", "sparkify_duckdb"),
+        retries=int(env.get("SPARKIFY_RETRIES", "2")),
+        retry_delay=timedelta(seconds=float(env.get("SPARKIFY_RETRY_DELAY_SECONDS", "300"))),
+        max_active_runs=int(env.get("SPARKIFY_MAX_ACTIVE_RUNS", "1")),
+    )
+
+
+@cache
+def settings() -> Settings:
+    """The process-wide settings (the environment does not change under a running process)."""
+    return from_env()

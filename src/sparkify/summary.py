@@ -1,0 +1,55 @@
+"""Row counts of a run: what was staged for the day, what the marts hold."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+
+from sparkify.settings import Settings
+from sparkify.staging import schema
+
+log = logging.getLogger(__name__)
+
+MART_SCHEMA = "analytics"
+MARTS = ("fct_songplays", "dim_users", "dim_songs", "dim_artists", "dim_time")
+
+
+def table_counts(settings: Settings, day: date | None = None) -> dict[str, int]:
+    """Rows per staging and mart table; with ``day``, also the day's staged events and songplays."""
+    queries = {
+        f"{settings.raw_schema}.{schema.EVENTS.name}": f"select count(*) from {settings.raw_schema}.{schema.EVENTS.name}",
+        f"{settings.raw_schema}.{schema.SONGS.name}": f"select count(*) from {settings.raw_schema}.{schema.SONGS.name}",
+    }
+    queries |= {f"{MART_SCHEMA}.{mart}": f"select count(*) from {MART_SCHEMA}.{mart}" for mart in MARTS}
+    if day is not None:
+        iso = day.isoformat()
+        queries["day.staged_events"] = (
+            f"select count(*) from {settings.raw_schema}.{schema.EVENTS.name} where log_date = date '{iso}'"
+        )
+        queries["day.staged_nextsong"] = (
+            f"select count(*) from {settings.raw_schema}.{schema.EVENTS.name} "
+            f"where log_date = date '{iso}' and page = 'NextSong'"
+        )
+        queries["day.songplays"] = f"select count(*) from {MART_SCHEMA}.fct_songplays where log_date = date '{iso}'"
+    if settings.warehouse == "duckdb":
+        from sparkify.staging import duckdb
+
+        with duckdb.connect(settings.duckdb_path) as con:
+            return {name: con.execute(sql).fetchone()[0] for name, sql in queries.items()}
+    raise NotImplementedError(f"summary for warehouse {settings.warehouse!r} is not available yet")
+
+
+def log_counts(settings: Settings, day: date) -> dict[str, int]:
+    """Log the run's counts, one line per table, and return them (the summary task's XCom)."""
+    counts = table_counts(settings, day)
+    width = max(len(name) for name in counts)
+    for name, rows in counts.items():
+        log.info("%s %12d", name.ljust(width), rows)
+    if counts["day.staged_nextsong"] != counts["day.songplays"]:
+        log.warning(
+            "day %s: %d NextSong events staged but %d songplays loaded",
+            day,
+            counts["day.staged_nextsong"],
+            counts["day.songplays"],
+        )
+    return counts
