@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sparkify import summary
+from sparkify import staging, summary
 from sparkify.local_airflow import DAG_ID, LocalAirflow, admin_password, running
 from sparkify.settings import Settings, settings
 
@@ -162,6 +162,25 @@ def cmd_airflow(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_manifest(_: argparse.Namespace) -> int:
+    """``dbt parse`` of dbt_sparkify: the manifest the DAG is rendered from (parsing the DAG never runs dbt)."""
+    config = settings()
+    from sparkify.dbt import build_manifest
+
+    path = build_manifest(config)
+    print(f"dbt manifest written to {path}", flush=True)
+    return 0
+
+
+def cmd_stage(args: argparse.Namespace) -> int:
+    """Stage one day and the song files without Airflow, so the dbt models can be worked on."""
+    config = settings()
+    day = date.fromisoformat(args.date)
+    for result in (staging.stage_songs(config), staging.stage_events(config, day)):
+        print(f"staged {result['rows']:>8,} rows from {result['files']} file(s) into {result['table']}", flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sparkify.cli", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -175,7 +194,14 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--max-active-runs", type=int, default=0, help="default: SPARKIFY_MAX_ACTIVE_RUNS")
         command.add_argument("--timeout", type=float, default=3 * 3600, help="seconds to wait (default 3 h)")
     sub.add_parser("airflow", help="start Airflow with the UI only, until Ctrl-C")
+    sub.add_parser("manifest", help="build dbt_sparkify/target/manifest.json (dbt parse)")
+    stage = sub.add_parser("stage", help="stage one day of logs and the song files, without Airflow")
+    stage.add_argument("--date", required=True, help="the day of logs, YYYY-MM-DD")
     args = parser.parse_args(argv)
+    if args.command == "manifest":
+        return cmd_manifest(args)
+    if args.command == "stage":
+        return cmd_stage(args)
     if args.command in {"backfill", "demo"}:
         for value in (args.start, args.end):
             date.fromisoformat(value)

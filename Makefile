@@ -1,0 +1,72 @@
+# Sparkify data pipeline. `make demo` and `make test` are all a new user needs; see README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+LOCAL := .local
+LAKE_DIR := $(LOCAL)/lake
+SCALE ?= 1
+SEED ?= 42
+START ?= 2018-11-01
+END ?= 2018-11-30
+DATE ?= 2018-11-01
+
+export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
+export DO_NOT_TRACK := 1
+export SCARF_ANALYTICS := false
+export DBT_SEND_ANONYMOUS_USAGE_STATS := False
+
+.PHONY: help install data manifest demo backfill airflow stage test lint format clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $@
+
+install: $(BIN)/.installed ## create .venv with every pinned dependency and the sparkify package
+
+$(LAKE_DIR)/.scale-$(SCALE)-seed-$(SEED): | $(BIN)/.installed
+	rm -rf $(LAKE_DIR)
+	$(BIN)/python -m sparkify.datagen --scale $(SCALE) --seed $(SEED) --out $(LAKE_DIR)
+	touch $@
+
+data: $(LAKE_DIR)/.scale-$(SCALE)-seed-$(SEED) ## generate the sample lake in .local/lake (SCALE=N, SEED=N)
+
+manifest: install ## build dbt_sparkify/target/manifest.json, which the DAG is rendered from
+	$(BIN)/python -m sparkify.cli manifest
+
+demo: install data manifest ## backfill November 2018 through the scheduler, print a summary, keep the UI up
+	$(BIN)/python -m sparkify.cli demo --start $(START) --end $(END)
+
+backfill: install manifest ## backfill START..END through the scheduler; non-zero exit if a run failed
+	@if [ -z "$$SPARKIFY_LAKE" ]; then $(MAKE) --no-print-directory data; fi
+	$(BIN)/python -m sparkify.cli backfill --start $(START) --end $(END)
+
+airflow: install manifest ## start Airflow (UI at http://localhost:8080) until Ctrl-C
+	$(BIN)/python -m sparkify.cli airflow
+
+stage: install ## stage one day (DATE=YYYY-MM-DD) without Airflow, for working on the dbt models
+	@if [ -z "$$SPARKIFY_LAKE" ]; then $(MAKE) --no-print-directory data; fi
+	$(BIN)/python -m sparkify.cli stage --date $(DATE)
+
+lint: install ## ruff
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: install manifest lint ## install, then run every test
+	$(BIN)/python -m pytest
+
+clean: ## remove generated data, the local Airflow home, the DuckDB file and dbt's target
+	rm -rf $(LOCAL) dbt_sparkify/target dbt_sparkify/logs
