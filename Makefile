@@ -25,6 +25,8 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(BIN)/.installed: requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] <= (3, 12) else \
+		"Python 3.11 or 3.12 is required (found " + sys.version.split()[0] + "): set PYTHON=/path/to/python3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
@@ -40,8 +42,14 @@ $(LAKE_DIR)/.scale-$(SCALE)-seed-$(SEED): | $(BIN)/.installed
 
 data: $(LAKE_DIR)/.scale-$(SCALE)-seed-$(SEED) ## generate the sample lake in .local/lake (SCALE=N, SEED=N)
 
-manifest: install ## build dbt_sparkify/target/manifest.json, which the DAG is rendered from
+MANIFEST := dbt_sparkify/target/manifest.json
+DBT_FILES := $(shell find dbt_sparkify -path dbt_sparkify/target -prune -o -path dbt_sparkify/logs -prune \
+	-o -type f \( -name '*.sql' -o -name '*.yml' -o -name '*.csv' \) -print) profiles.yml
+
+$(MANIFEST): $(BIN)/.installed $(DBT_FILES)
 	$(BIN)/python -m sparkify.cli manifest
+
+manifest: $(MANIFEST) ## build dbt_sparkify/target/manifest.json (the DAG is rendered from it, never from dbt ls)
 
 demo: install data manifest ## backfill November 2018 through the scheduler, print a summary, keep the UI up
 	$(BIN)/python -m sparkify.cli demo --start $(START) --end $(END)

@@ -20,9 +20,11 @@ import pendulum
 from airflow.sdk import chain, dag, task
 from cosmos import DbtTaskGroup
 
-from sparkify import staging, summary
+from sparkify import staging
 from sparkify.dbt import task_group_args
+from sparkify.lake import LOG_KEY_TEMPLATE
 from sparkify.settings import settings
+from sparkify.summary import log_counts
 
 SETTINGS = settings()
 
@@ -39,19 +41,19 @@ SETTINGS = settings()
 )
 def sparkify_daily() -> None:
     @task
-    def stage_events(ds: str | None = None) -> dict[str, object]:
-        return staging.stage_events(SETTINGS, pendulum.Date.fromisoformat(ds))
+    def stage_events(log_key: str, ds: str | None = None) -> dict[str, object]:
+        return staging.stage_events(SETTINGS, pendulum.Date.fromisoformat(ds), log_key)
 
     @task
     def stage_songs() -> dict[str, object]:
         return staging.stage_songs(SETTINGS)
 
     @task
-    def report(ds: str | None = None) -> dict[str, int]:
-        return summary.log_counts(SETTINGS, pendulum.Date.fromisoformat(ds))
+    def summary(ds: str | None = None) -> dict[str, int]:
+        return log_counts(SETTINGS, pendulum.Date.fromisoformat(ds))
 
     dbt_sparkify = DbtTaskGroup(group_id="dbt_sparkify", **task_group_args(SETTINGS))
-    chain([stage_events(), stage_songs()], dbt_sparkify, report.override(task_id="summary")())
+    chain([stage_events(log_key=LOG_KEY_TEMPLATE), stage_songs()], dbt_sparkify, summary())
 
 
 sparkify_daily()

@@ -6,10 +6,9 @@ task that runs dbt in-process finds it already imported instead of paying about 
 
 from __future__ import annotations
 
-from airflow.plugins_manager import AirflowPlugin
-
 import dbt.adapters.factory
 import dbt.cli.main  # noqa: F401
+from airflow.plugins_manager import AirflowPlugin
 
 
 class SparkifyPreloadPlugin(AirflowPlugin):

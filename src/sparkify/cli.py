@@ -11,10 +11,18 @@ from datetime import date
 from typing import Any
 
 from sparkify import staging, summary
-from sparkify.local_airflow import DAG_ID, LocalAirflow, admin_password, running
+from sparkify.local_airflow import (
+    DAG_ID,
+    TERMINAL_RUN_STATES,
+    LocalAirflow,
+    admin_password,
+    airflow_home,
+    running,
+)
 from sparkify.settings import Settings, settings
 
-FAILED_TASK_STATES = {"failed", "upstream_failed"}
+# Only the tasks that failed themselves are named: the ones they stopped are counted as not run.
+FAILED_TASK_STATES = {"failed"}
 
 
 def _is_dbt_test(task_id: str) -> bool:
@@ -23,10 +31,12 @@ def _is_dbt_test(task_id: str) -> bool:
 
 @dataclass
 class BackfillReport:
+    expected: int
     runs: list[dict[str, Any]]
     failed_tasks: dict[str, list[str]]
     tests_passed: int
     tests_failed: int
+    tests_not_run: int
     seconds: float
 
     @property
@@ -39,14 +49,29 @@ class BackfillReport:
 
     @property
     def ok(self) -> bool:
-        return bool(self.runs) and self.failed == 0 and self.succeeded == len(self.runs)
+        return self.failed == 0 and self.succeeded == self.expected
 
 
 def expected_days(start: str, end: str) -> int:
     return (date.fromisoformat(end) - date.fromisoformat(start)).days + 1
 
 
-def watch_backfill(airflow: LocalAirflow, start: str, end: str, timeout: float, out: Any = sys.stdout) -> BackfillReport:
+def progress_line(runs: list[dict[str, Any]], total: int, failed_days: int) -> str:
+    states = [run["state"] for run in runs]
+    running = [run["logical_date"][:10] for run in runs if run["state"] == "running"]
+    queued = states.count("queued")
+    done = states.count("success") + states.count("failed")
+    parts = [f"runs done {done}/{total} (succeeded {states.count('success')}, failed {failed_days})"]
+    if running:
+        parts.append(f"running {', '.join(running)}")
+    if queued:
+        parts.append(f"{queued} queued")
+    return ", ".join(parts)
+
+
+def watch_backfill(
+    airflow: LocalAirflow, start: str, end: str, timeout: float, out: Any = sys.stdout
+) -> BackfillReport:
     """Poll the runs of [start, end] until all are finished, printing progress when it changes."""
     total = expected_days(start, end)
     started = time.monotonic()
@@ -54,7 +79,6 @@ def watch_backfill(airflow: LocalAirflow, start: str, end: str, timeout: float, 
     failed_tasks: dict[str, list[str]] = {}
     while True:
         runs = airflow.runs(start, end)
-        done = [run for run in runs if run["state"] in {"success", "failed"}]
         for run in runs:
             day = run["logical_date"][:10]
             if run["state"] == "failed" and day not in failed_tasks:
@@ -63,43 +87,48 @@ def watch_backfill(airflow: LocalAirflow, start: str, end: str, timeout: float, 
                     for ti in airflow.task_instances(run["dag_run_id"])
                     if ti["state"] in FAILED_TASK_STATES
                 )
-        active = [run["logical_date"][:10] for run in runs if run["state"] in {"running", "queued"}]
-        line = (
-            f"[{time.monotonic() - started:6.0f}s] runs done {len(done)}/{total}"
-            f" (succeeded {sum(r['state'] == 'success' for r in done)}, failed {len(failed_tasks)})"
-            + (f", running {', '.join(active)}" if active else "")
-        )
-        if line.split("]", 1)[1] != last_line.split("]", 1)[-1]:
-            print(line, file=out, flush=True)
-            for day, tasks in sorted(failed_tasks.items()):
-                if tasks and f"failed on {day}" not in last_line:
-                    print(f"    {day} failed tasks: {', '.join(tasks)}", file=out, flush=True)
+                print(
+                    f"    {day} failed: {', '.join(failed_tasks[day]) or '(no task failed)'}",
+                    file=out,
+                    flush=True,
+                )
+        line = progress_line(runs, total, len(failed_tasks))
+        if line != last_line:
+            print(f"[{time.monotonic() - started:6.0f}s] {line}", file=out, flush=True)
             last_line = line
-        if len(done) >= total:
+        if sum(run["state"] in TERMINAL_RUN_STATES for run in runs) >= total:
             break
         if time.monotonic() - started > timeout:
-            print(f"timed out after {timeout:.0f}s with {len(done)}/{total} runs done", file=out, flush=True)
+            print(f"timed out after {timeout:.0f}s: {line}", file=out, flush=True)
             break
         time.sleep(2)
-    passed = failed = 0
+    passed = failed = not_run = 0
     for run in runs:
         for ti in airflow.task_instances(run["dag_run_id"]):
             if _is_dbt_test(ti["task_id"]):
                 passed += ti["state"] == "success"
                 failed += ti["state"] in FAILED_TASK_STATES
+                not_run += ti["state"] not in FAILED_TASK_STATES | {"success"}
     return BackfillReport(
+        expected=total,
         runs=runs,
         failed_tasks=failed_tasks,
         tests_passed=passed,
         tests_failed=failed,
+        tests_not_run=not_run,
         seconds=time.monotonic() - started,
     )
 
 
-def print_report(report: BackfillReport, config: Settings, start: str, end: str, out: Any = sys.stdout) -> None:
+def print_report(
+    report: BackfillReport, config: Settings, start: str, end: str, out: Any = sys.stdout
+) -> None:
     total = expected_days(start, end)
     per_run = report.seconds / max(1, len(report.runs))
-    print(f"\nBackfill of {DAG_ID} {start} .. {end} ({config.warehouse} warehouse, lake {config.lake})", file=out)
+    print(
+        f"\nBackfill of {DAG_ID} {start} .. {end} ({config.warehouse} warehouse, lake {config.lake})",
+        file=out,
+    )
     print(
         f"  runs: {report.succeeded} succeeded, {report.failed} failed, {total - len(report.runs)} not created"
         f" — {report.seconds:.0f}s ({per_run:.1f}s per run)",
@@ -107,10 +136,14 @@ def print_report(report: BackfillReport, config: Settings, start: str, end: str,
     )
     for day, tasks in sorted(report.failed_tasks.items()):
         print(f"  {day} failed tasks: {', '.join(tasks) or '(none recorded)'}", file=out)
-    print(f"  dbt test tasks: {report.tests_passed} passed, {report.tests_failed} failed", file=out)
+    print(
+        f"  dbt test tasks: {report.tests_passed} passed, {report.tests_failed} failed"
+        + (f", {report.tests_not_run} not run (upstream failed)" if report.tests_not_run else ""),
+        file=out,
+    )
     try:
         counts = summary.table_counts(config)
-    except Exception as error:  # noqa: BLE001 - the report must still print when a table is missing
+    except Exception as error:
         print(f"  row counts unavailable: {error}", file=out)
     else:
         print("  rows:", file=out)
@@ -122,9 +155,11 @@ def print_report(report: BackfillReport, config: Settings, start: str, end: str,
 def cmd_backfill(args: argparse.Namespace, keep_ui: bool) -> int:
     config = settings()
     port = int(os.environ.get("SPARKIFY_AIRFLOW_PORT", "8080"))
-    print(f"Starting Airflow (AIRFLOW_HOME under {config.root / '.local'}) on port {port} ...", flush=True)
+    print(f"Starting Airflow (AIRFLOW_HOME {airflow_home(config)}) on port {port} ...", flush=True)
     with running(config, port) as airflow:
-        backfill = airflow.create_backfill(args.start, args.end, args.max_active_runs or config.max_active_runs)
+        backfill = airflow.create_backfill(
+            args.start, args.end, args.max_active_runs or config.max_active_runs
+        )
         print(
             f"Backfill {backfill['id']} of {DAG_ID} created for {args.start} .. {args.end}; "
             f"follow it at {airflow.url}/dags/{DAG_ID}",
@@ -177,7 +212,10 @@ def cmd_stage(args: argparse.Namespace) -> int:
     config = settings()
     day = date.fromisoformat(args.date)
     for result in (staging.stage_songs(config), staging.stage_events(config, day)):
-        print(f"staged {result['rows']:>8,} rows from {result['files']} file(s) into {result['table']}", flush=True)
+        print(
+            f"staged {result['rows']:>8,} rows from {result['files']} file(s) into {result['table']}",
+            flush=True,
+        )
     return 0
 
 
@@ -185,13 +223,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sparkify.cli", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (
-        ("backfill", "backfill a date range through the scheduler, print a summary, exit non-zero on failure"),
+        (
+            "backfill",
+            "backfill a date range through the scheduler, print a summary, exit non-zero on failure",
+        ),
         ("demo", "the backfill, then keep the Airflow UI up until Ctrl-C"),
     ):
         command = sub.add_parser(name, help=help_text)
         command.add_argument("--start", default="2018-11-01", help="first day, YYYY-MM-DD")
         command.add_argument("--end", default="2018-11-30", help="last day, YYYY-MM-DD")
-        command.add_argument("--max-active-runs", type=int, default=0, help="default: SPARKIFY_MAX_ACTIVE_RUNS")
+        command.add_argument(
+            "--max-active-runs", type=int, default=0, help="default: SPARKIFY_MAX_ACTIVE_RUNS"
+        )
         command.add_argument("--timeout", type=float, default=3 * 3600, help="seconds to wait (default 3 h)")
     sub.add_parser("airflow", help="start Airflow with the UI only, until Ctrl-C")
     sub.add_parser("manifest", help="build dbt_sparkify/target/manifest.json (dbt parse)")

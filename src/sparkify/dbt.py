@@ -58,7 +58,7 @@ def task_group_args(settings: Settings) -> dict[str, Any]:
             should_detach_multiple_parents_tests=True,
         ),
         # Asset events cost ~0.6 s per task; the lineage is in dbt docs.
-        "operator_args": {"install_deps": False, "emit_datasets": False},
+        "operator_args": {"emit_datasets": False},
     }
 
 

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+# The day's event log, as an Airflow template: the one definition every warehouse's staging task renders.
+LOG_KEY_TEMPLATE = "log_data/{{ logical_date.strftime('%Y/%m') }}/{{ ds }}-events.json"
+
 
 class LakeError(FileNotFoundError):
     """A file the pipeline needs is not in the lake."""
@@ -33,9 +36,9 @@ class Lake:
             raise NotImplementedError(f"lake {self.root!r}: only local directories are supported")
         return Path(self.root) / key
 
-    def log_file(self, day: date) -> Path:
-        """The day's log file; a clear error naming the expected path when it is missing."""
-        path = self._local(self.log_key(day))
+    def log_file(self, day: date, key: str | None = None) -> Path:
+        """The day's log file (``key`` defaults to the day's key); an error naming the path when it is missing."""
+        path = self._local(key or self.log_key(day))
         if not path.is_file():
             raise LakeError(f"no event log for {day:%Y-%m-%d}: expected {path}")
         return path

@@ -48,7 +48,9 @@ def _secret(path: Path) -> str:
     return path.read_text().strip()
 
 
-def airflow_env(settings: Settings, home: Path, port: int, base: Mapping[str, str] | None = None) -> dict[str, str]:
+def airflow_env(
+    settings: Settings, home: Path, port: int, base: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """The environment every Airflow process of this project runs with."""
     env = dict(os.environ if base is None else base)
     passwords = home / "passwords.json"
@@ -76,6 +78,8 @@ def airflow_env(settings: Settings, home: Path, port: int, base: Mapping[str, st
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
             "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",
             "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+            # Cosmos keeps dbt's partial-parse cache here: one per Airflow home, so two homes never share it.
+            "AIRFLOW__COSMOS__CACHE_DIR": str(home / "cosmos"),
             "DO_NOT_TRACK": "1",
             "SCARF_ANALYTICS": "false",
         }
@@ -132,7 +136,7 @@ class LocalAirflow:
             if component == "api-server":
                 args += ["--port", str(self.port), "--host", "127.0.0.1", "--workers", "1"]
             with self.log_file(component).open("ab") as log:
-                self.processes[component] = subprocess.Popen(  # noqa: S603
+                self.processes[component] = subprocess.Popen(
                     args, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
                 )
 
@@ -168,7 +172,9 @@ class LocalAirflow:
             if result:
                 return result
             time.sleep(interval)
-        raise AirflowStartError(f"timed out after {timeout:.0f}s waiting for {what}; logs in {self.home / 'logs'}")
+        raise AirflowStartError(
+            f"timed out after {timeout:.0f}s waiting for {what}; logs in {self.home / 'logs'}"
+        )
 
     def _login(self) -> str:
         response = httpx.post(
@@ -200,7 +206,9 @@ class LocalAirflow:
     def wait_ready(self, timeout: float = 180) -> None:
         """Until the api-server answers and the dag-processor has serialized the DAG."""
         self.wait_until(
-            "the api-server", lambda: httpx.get(f"{self.url}/api/v2/monitor/health", timeout=5).is_success, timeout
+            "the api-server",
+            lambda: httpx.get(f"{self.url}/api/v2/monitor/health", timeout=5).is_success,
+            timeout,
         )
         self.wait_until(f"DAG {DAG_ID} to be parsed", lambda: self._dag_parsed(), timeout)
 
@@ -219,8 +227,19 @@ class LocalAirflow:
             raise
         return True
 
+    def cancel_active_backfills(self) -> list[int]:
+        """Cancel backfills left active by an interrupted command (Airflow allows one active backfill per DAG)."""
+        listing = self.api("GET", "/backfills", params={"dag_id": DAG_ID, "limit": 1000})
+        cancelled = []
+        for backfill in listing["backfills"]:
+            if backfill["completed_at"] is None:
+                self.api("PUT", f"/backfills/{backfill['id']}/cancel")
+                cancelled.append(backfill["id"])
+        return cancelled
+
     def create_backfill(self, start: str, end: str, max_active_runs: int) -> dict[str, Any]:
         self.api("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
+        self.cancel_active_backfills()
         return self.api(
             "POST",
             "/backfills",
@@ -255,9 +274,7 @@ class LocalAirflow:
         return [latest[day] for day in sorted(latest)]
 
     def task_instances(self, run_id: str) -> list[dict[str, Any]]:
-        response = self.api(
-            "GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", params={"limit": 1000}
-        )
+        response = self.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", params={"limit": 1000})
         return response["task_instances"]
 
 
@@ -290,8 +307,12 @@ def running(
     if fresh and home.exists():
         shutil.rmtree(home)
     if port_in_use(port):
-        raise AirflowStartError(f"port {port} is in use: stop what listens there or set SPARKIFY_AIRFLOW_PORT")
-    airflow = LocalAirflow(settings=settings, home=home, port=port, env=airflow_env(settings, home, port, base_env))
+        raise AirflowStartError(
+            f"port {port} is in use: stop what listens there or set SPARKIFY_AIRFLOW_PORT"
+        )
+    airflow = LocalAirflow(
+        settings=settings, home=home, port=port, env=airflow_env(settings, home, port, base_env)
+    )
     airflow.prepare()
     airflow.start(components)
     try:

@@ -30,7 +30,9 @@ def table_counts(settings: Settings, day: date | None = None) -> dict[str, int]:
             f"select count(*) from {settings.raw_schema}.{schema.EVENTS.name} "
             f"where log_date = date '{iso}' and page = 'NextSong'"
         )
-        queries["day.songplays"] = f"select count(*) from {MART_SCHEMA}.fct_songplays where log_date = date '{iso}'"
+        queries["day.songplays"] = (
+            f"select count(*) from {MART_SCHEMA}.fct_songplays where log_date = date '{iso}'"
+        )
     if settings.warehouse == "duckdb":
         from sparkify.staging import duckdb
 

@@ -20,7 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--scale", type=int, default=1, help="size multiplier (default: 1)")
     parser.add_argument("--seed", type=int, default=42, help="random seed (default: 42)")
-    parser.add_argument("--days", type=int, default=DAYS_IN_MONTH, help="days of logs from 2018-11-01 (default: 30)")
+    parser.add_argument(
+        "--days", type=int, default=DAYS_IN_MONTH, help="days of logs from 2018-11-01 (default: 30)"
+    )
     parser.add_argument("--out", type=Path, required=True, help="lake directory to write")
     args = parser.parse_args(argv)
     started = time.perf_counter()

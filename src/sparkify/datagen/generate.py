@@ -164,9 +164,7 @@ def make_songs(rng: random.Random, scale: int) -> list[Song]:
         if rng.random() < 0.005:
             # The Million Song Dataset holds the same recording under two song ids.
             twin_track = "TR" + "".join(rng.choices(string.ascii_uppercase, k=3)) + _ident(rng, "")[:13]
-            songs.append(
-                Song(**{**songs[-1].__dict__, "song_id": _ident(rng, "SO"), "track_id": twin_track})
-            )
+            songs.append(Song(**{**songs[-1].__dict__, "song_id": _ident(rng, "SO"), "track_id": twin_track}))
     return songs
 
 
@@ -203,7 +201,11 @@ class _Player:
         self.rng = rng
         self.songs = songs
         self.outside = [
-            (_title(rng) + " " + rng.choice(("(Live)", "(Remix)", "")), _artist_name(rng), rng.uniform(90, 500))
+            (
+                _title(rng) + " " + rng.choice(("(Live)", "(Remix)", "")),
+                _artist_name(rng),
+                rng.uniform(90, 500),
+            )
             for _ in range(max(50, len(songs) * 3))
         ]
 

@@ -8,13 +8,13 @@ from sparkify.lake import Lake
 from sparkify.settings import Settings
 
 
-def stage_events(settings: Settings, day: date) -> dict[str, object]:
-    """Replace the day's rows of ``staging_events`` with the day's log file."""
+def stage_events(settings: Settings, day: date, key: str | None = None) -> dict[str, object]:
+    """Replace the day's rows of ``staging_events`` with the day's log file (``key``: its path in the lake)."""
     if settings.warehouse == "duckdb":
         from sparkify.staging import duckdb
 
         with duckdb.connect(settings.duckdb_path) as con:
-            result = duckdb.stage_events(con, Lake(settings.lake), day, settings.raw_schema)
+            result = duckdb.stage_events(con, Lake(settings.lake), day, settings.raw_schema, key)
         return result.__dict__
     raise NotImplementedError(f"staging for warehouse {settings.warehouse!r} is not available yet")
 

@@ -53,13 +53,17 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, raw_schema: str) -> None:
 
 
 def _source_select(table: schema.RawTable) -> str:
-    return ", ".join(column.name if column.name == column.json_key else f'"{column.json_key}" as {column.name}'
-                     for column in table.columns)
+    return ", ".join(
+        column.name if column.name == column.json_key else f'"{column.json_key}" as {column.name}'
+        for column in table.columns
+    )
 
 
-def stage_events(con: duckdb.DuckDBPyConnection, lake: Lake, day: date, raw_schema: str) -> StageResult:
+def stage_events(
+    con: duckdb.DuckDBPyConnection, lake: Lake, day: date, raw_schema: str, key: str | None = None
+) -> StageResult:
     """Replace the day's rows of ``staging_events`` with the day's log file, atomically."""
-    path = lake.log_file(day)
+    path = lake.log_file(day, key)
     ensure_tables(con, raw_schema)
     target = f"{raw_schema}.{schema.EVENTS.name}"
     con.execute("begin transaction")
@@ -108,6 +112,8 @@ def stage_songs(con: duckdb.DuckDBPyConnection, lake: Lake, raw_schema: str) -> 
         con.execute("commit")
     except duckdb.Error as error:
         con.execute("rollback")
-        raise RuntimeError(f"staging song files under {lake.root}/song_data into {target} failed: {error}") from error
+        raise RuntimeError(
+            f"staging song files under {lake.root}/song_data into {target} failed: {error}"
+        ) from error
     log.info("staged %s rows from %s song files into %s", rows, len(files), target)
     return StageResult(table=target, rows=rows, files=len(files), source=f"{lake.root}/song_data")

@@ -1,0 +1,103 @@
+"""The shape of sparkify_daily: exact tasks and edges, schedule, DuckDB writers serialized, the day's key."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pendulum
+import pytest
+
+from sparkify.lake import LOG_KEY_TEMPLATE, Lake
+from tests.conftest import REPO
+
+MODELS = (
+    "stg_sparkify__events",
+    "stg_sparkify__songs",
+    "dim_users",
+    "dim_songs",
+    "dim_artists",
+    "fct_songplays",
+    "dim_time",
+)
+
+
+@pytest.fixture
+def dag(dagbag):
+    return dagbag.dags["sparkify_daily"]
+
+
+def relationship_tests() -> set[str]:
+    """Tests that span two models: Cosmos runs each once both models are built."""
+    manifest = json.loads((REPO / "dbt_sparkify" / "target" / "manifest.json").read_text())
+    return {
+        f"dbt_sparkify.{node['name']}_test"
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "test" and len(set(node["depends_on"]["nodes"])) > 1
+    }
+
+
+def test_exact_task_ids(dag):
+    detached = relationship_tests()
+    assert len(detached) == 5
+    expected = {"stage_events", "stage_songs", "summary"}
+    expected |= {f"dbt_sparkify.{model}.{kind}" for model in MODELS for kind in ("run", "test")}
+    assert set(dag.task_ids) == expected | detached
+
+
+def test_edges(dag):
+    def down(task_id):
+        return dag.get_task(task_id).downstream_task_ids
+
+    staged_models = {"dbt_sparkify.stg_sparkify__events.run", "dbt_sparkify.stg_sparkify__songs.run"}
+    assert down("stage_events") == staged_models
+    assert down("stage_songs") == staged_models
+    for model in MODELS:
+        assert f"dbt_sparkify.{model}.test" in down(f"dbt_sparkify.{model}.run")
+    # A model's tests gate what is built from it.
+    assert down("dbt_sparkify.stg_sparkify__events.test") == {
+        "dbt_sparkify.dim_users.run",
+        "dbt_sparkify.fct_songplays.run",
+    }
+    assert "dbt_sparkify.dim_time.run" in down("dbt_sparkify.fct_songplays.test")
+    assert "dbt_sparkify.fct_songplays.run" in down("dbt_sparkify.stg_sparkify__songs.test")
+    summary_upstream = dag.get_task("summary").upstream_task_ids
+    assert summary_upstream == relationship_tests()
+    assert down("summary") == set()
+    # Everything but staging runs after staging; summary runs after everything.
+    for task in dag.tasks:
+        if task.task_id not in {"stage_events", "stage_songs"}:
+            assert {"stage_events", "stage_songs"} <= {
+                t.task_id for t in task.get_flat_relatives(upstream=True)
+            }
+        if task.task_id != "summary":
+            assert "summary" in {t.task_id for t in task.get_flat_relatives(upstream=False)}
+
+
+def test_schedule_and_run_settings(dag):
+    assert dag.schedule == "@daily" or str(dag.timetable.summary) == "@daily"
+    assert dag.start_date == pendulum.datetime(2018, 11, 1, tz="UTC")
+    assert dag.end_date == pendulum.datetime(2018, 11, 30, tz="UTC")
+    assert dag.catchup is False
+    assert dag.max_active_runs == 1
+    for task in dag.tasks:
+        assert task.pool == "sparkify_duckdb", task.task_id
+        assert task.retries == 2
+        assert task.retry_delay == timedelta(minutes=5)
+
+
+def test_dbt_tasks_run_the_day_of_the_logical_date(dag):
+    task = dag.get_task("dbt_sparkify.fct_songplays.run")
+    assert task.vars == {"run_date": "{{ ds }}"}
+    assert task.render_template(task.vars, {"ds": "2018-11-07"}) == {"run_date": "2018-11-07"}
+    assert task.install_deps is False
+
+
+@pytest.mark.parametrize("day", ["2018-11-01", "2018-11-30", "2019-02-03"])
+def test_the_day_file_renders_from_the_logical_date(dag, day):
+    task = dag.get_task("stage_events")
+    assert task.op_kwargs == {"log_key": LOG_KEY_TEMPLATE}
+    logical_date = pendulum.parse(day)
+    rendered = task.render_template(task.op_kwargs, {"ds": day, "logical_date": logical_date})
+    assert rendered == {"log_key": Lake.log_key(logical_date.date())}
+    assert rendered["log_key"] == f"log_data/{day[:4]}/{day[5:7]}/{day}-events.json"

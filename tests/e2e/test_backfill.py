@@ -1,0 +1,221 @@
+"""Real DAG runs through the Airflow scheduler, exactly as `make backfill` runs them, on freshly generated data.
+
+The warehouse contents are checked against what the generator wrote, computed here straight from the JSON files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from collections import defaultdict
+from datetime import date
+
+import duckdb
+import pytest
+
+from sparkify.datagen import generate
+from sparkify.local_airflow import free_port
+from tests.conftest import REPO, read_events, read_songs
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
+
+TABLES = (
+    "raw.staging_events",
+    "raw.staging_songs",
+    "analytics.fct_songplays",
+    "analytics.dim_users",
+    "analytics.dim_songs",
+    "analytics.dim_artists",
+    "analytics.dim_time",
+)
+LOAD_TIME_COLUMNS = {"loaded_at"}
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    lake = generate(root / "lake", scale=1, seed=11, days=2)
+    env = {
+        **os.environ,
+        "SPARKIFY_LAKE": str(lake.root),
+        "SPARKIFY_DUCKDB_PATH": str(root / "warehouse.duckdb"),
+        "AIRFLOW_HOME": str(root / "airflow"),
+        "SPARKIFY_AIRFLOW_PORT": str(free_port()),
+        "SPARKIFY_RETRIES": "1",
+        "SPARKIFY_RETRY_DELAY_SECONDS": "3",
+    }
+    return {"root": root, "lake": lake.root, "env": env, "db": root / "warehouse.duckdb"}
+
+
+def backfill(workspace, start: str, end: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sparkify.cli",
+            "backfill",
+            "--start",
+            start,
+            "--end",
+            end,
+            "--timeout",
+            "1200",
+        ],
+        cwd=REPO,
+        env=workspace["env"],
+        capture_output=True,
+        text=True,
+        timeout=1400,
+    )
+    result.report = f"--- stdout\n{result.stdout[-6000:]}\n--- stderr\n{result.stderr[-4000:]}"
+    return result
+
+
+def fetch(workspace, sql: str, params=None) -> list[tuple]:
+    with duckdb.connect(str(workspace["db"]), read_only=True) as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+def fingerprints(workspace) -> dict[str, tuple[int, str]]:
+    """Rows and an order-independent digest per table (load timestamps left out: they say when, not what)."""
+    result = {}
+    with duckdb.connect(str(workspace["db"]), read_only=True) as con:
+        for table in TABLES:
+            schema, name = table.split(".")
+            columns = [
+                row[0]
+                for row in con.execute(
+                    "select column_name from information_schema.columns where table_schema = ? and table_name = ? "
+                    "order by ordinal_position",
+                    [schema, name],
+                ).fetchall()
+                if row[0] not in LOAD_TIME_COLUMNS
+            ]
+            rows = sorted(
+                repr(row) for row in con.execute(f"select {', '.join(columns)} from {table}").fetchall()
+            )
+            result[table] = (len(rows), hashlib.sha256("\n".join(rows).encode()).hexdigest())
+    return result
+
+
+@pytest.fixture(scope="module")
+def first_backfill(workspace):
+    result = backfill(workspace, "2018-11-01", "2018-11-02")
+    assert result.returncode == 0, result.report
+    return result
+
+
+def test_backfill_reports_success(first_backfill):
+    out = first_backfill.stdout
+    assert "runs: 2 succeeded, 0 failed" in out
+    assert "runs done 2/2" in out
+    tests_line = next(line for line in out.splitlines() if "dbt test tasks:" in line)
+    assert tests_line.strip().endswith("0 failed") and not tests_line.strip().startswith("dbt test tasks: 0 ")
+    assert "analytics.fct_songplays" in out
+
+
+def test_staging_holds_every_line_of_each_day(workspace, first_backfill):
+    events = read_events(workspace["lake"])
+    per_day = defaultdict(int)
+    for event in events:
+        per_day[event["_day"]] += 1
+    staged = fetch(
+        workspace, "select cast(log_date as varchar), count(*) from raw.staging_events group by 1 order by 1"
+    )
+    assert staged == sorted(per_day.items())
+    files = fetch(
+        workspace, "select distinct cast(log_date as varchar), source_file from raw.staging_events order by 1"
+    )
+    for day, source_file in files:
+        assert source_file == str(workspace["lake"] / f"log_data/2018/11/{day}-events.json")
+    assert fetch(workspace, "select count(*) from raw.staging_songs")[0][0] == len(
+        read_songs(workspace["lake"])
+    )
+
+
+def test_one_songplay_per_next_song_event(workspace, first_backfill):
+    plays = [e for e in read_events(workspace["lake"]) if e["page"] == "NextSong"]
+    per_day = defaultdict(int)
+    for play in plays:
+        per_day[play["_day"]] += 1
+    loaded = fetch(
+        workspace,
+        "select cast(log_date as varchar), count(*) from analytics.fct_songplays group by 1 order by 1",
+    )
+    assert loaded == sorted(per_day.items())
+    keys = fetch(workspace, "select session_id, item_in_session from analytics.fct_songplays")
+    assert sorted(keys) == sorted((p["sessionId"], p["itemInSession"]) for p in plays)
+    times = fetch(workspace, "select count(*), count(distinct start_time) from analytics.fct_songplays")[0]
+    assert fetch(workspace, "select count(*) from analytics.dim_time")[0][0] == times[1]
+
+
+def test_plays_are_matched_to_song_files(workspace, first_backfill):
+    songs = read_songs(workspace["lake"])
+    by_key = defaultdict(list)
+    for song in songs:
+        by_key[(song["title"], str(song["artist_name"]), song["duration"])].append(song)
+    expected = {}
+    for play in (e for e in read_events(workspace["lake"]) if e["page"] == "NextSong"):
+        candidates = by_key.get((play["song"], play["artist"], play["length"]))
+        if candidates:
+            best = min(candidates, key=lambda song: song["song_id"])
+            expected[(play["sessionId"], play["itemInSession"])] = (best["song_id"], best["artist_id"])
+    matched = fetch(
+        workspace,
+        "select session_id, item_in_session, song_id, artist_id from analytics.fct_songplays where song_id is not null",
+    )
+    assert {(s, i): (song, artist) for s, i, song, artist in matched} == expected
+    unmatched = fetch(
+        workspace, "select count(*) from analytics.fct_songplays where song_id is null and artist_id is null"
+    )
+    assert unmatched[0][0] == fetch(workspace, "select count(*) from analytics.fct_songplays")[0][0] - len(
+        expected
+    )
+
+
+def test_one_user_row_with_the_latest_level(workspace, first_backfill):
+    latest = {}
+    for event in read_events(workspace["lake"]):
+        if not event["userId"]:
+            continue
+        order = (event["ts"], event["sessionId"], event["itemInSession"])
+        if event["userId"] not in latest or order > latest[event["userId"]][0]:
+            latest[event["userId"]] = (order, event["level"], event["firstName"])
+    rows = fetch(workspace, "select user_id, level, first_name from analytics.dim_users")
+    assert len(rows) == len({row[0] for row in rows})
+    assert {user: (level, name) for user, level, name in rows} == {
+        user: (level, name) for user, (_, level, name) in latest.items()
+    }
+
+
+def test_dimensions_from_song_files(workspace, first_backfill):
+    songs = read_songs(workspace["lake"])
+    assert fetch(workspace, "select count(*) from analytics.dim_songs")[0][0] == len(
+        {s["song_id"] for s in songs}
+    )
+    assert fetch(workspace, "select count(*) from analytics.dim_artists")[0][0] == len(
+        {s["artist_id"] for s in songs}
+    )
+    unknown_year = fetch(workspace, "select count(*) from analytics.dim_songs where release_year is null")[0][
+        0
+    ]
+    assert unknown_year == len({s["song_id"] for s in songs if s["year"] == 0})
+
+
+def test_rerun_is_idempotent_and_a_missing_day_fails_the_backfill(workspace, first_backfill):
+    before = fingerprints(workspace)
+    loaded_before = fetch(
+        workspace, "select max(loaded_at) from raw.staging_events where log_date = ?", [date(2018, 11, 2)]
+    )
+    # 2018-11-02 again (already done), and 2018-11-03, whose log file does not exist.
+    result = backfill(workspace, "2018-11-02", "2018-11-03")
+    assert result.returncode == 1, result.report
+    assert "runs: 1 succeeded, 1 failed" in result.stdout, result.report
+    assert "2018-11-03 failed: stage_events" in result.stdout, result.report
+    loaded_after = fetch(
+        workspace, "select max(loaded_at) from raw.staging_events where log_date = ?", [date(2018, 11, 2)]
+    )
+    assert loaded_after > loaded_before, "2018-11-02 was not staged again"
+    assert fingerprints(workspace) == before

@@ -1,0 +1,116 @@
+"""DuckDB staging on real files: explicit types, a day replaced as a whole, in one transaction."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date
+
+import duckdb as duckdb_lib
+import pytest
+
+from sparkify import staging
+from sparkify.lake import Lake, LakeError
+from tests.conftest import read_events, read_songs
+
+DAY1, DAY2 = date(2018, 11, 1), date(2018, 11, 2)
+
+
+def query(settings, sql, params=None):
+    with duckdb_lib.connect(str(settings.duckdb_path), read_only=True) as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+def copy_lake(source, target):
+    shutil.copytree(source, target)
+    return target
+
+
+def test_a_day_lands_with_explicit_types(small_lake, make_settings):
+    settings = make_settings(small_lake.root)
+    result = staging.stage_events(settings, DAY1)
+    expected = [e for e in read_events(small_lake.root) if e["_day"] == "2018-11-01"]
+    assert result["rows"] == len(expected)
+    assert result["source"].endswith("log_data/2018/11/2018-11-01-events.json")
+    types = dict(
+        query(
+            settings,
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = 'raw' and table_name = 'staging_events'",
+        )
+    )
+    assert types["userid"] == "VARCHAR"
+    assert types["ts"] == "BIGINT"
+    assert types["sessionid"] == "BIGINT"
+    assert types["length"] == "DOUBLE"
+    assert types["log_date"] == "DATE"
+    rows = query(
+        settings,
+        "select sessionid, iteminsession, userid, ts, source_line from raw.staging_events "
+        "order by source_line",
+    )
+    assert [(r[0], r[1], r[2], r[3]) for r in rows] == [
+        (e["sessionId"], e["itemInSession"], e["userId"], e["ts"]) for e in expected
+    ]
+    assert [r[4] for r in rows] == list(range(1, len(expected) + 1))
+    assert query(settings, "select count(*) from raw.staging_events where userid = ''")[0][0] == sum(
+        e["userId"] == "" for e in expected
+    )
+
+
+def test_restaging_a_day_replaces_that_day_only(small_lake, make_settings):
+    settings = make_settings(small_lake.root)
+    staging.stage_events(settings, DAY1)
+    staging.stage_events(settings, DAY2)
+    before = query(settings, "select log_date, count(*) from raw.staging_events group by 1 order by 1")
+    staging.stage_events(settings, DAY1)
+    staging.stage_events(settings, DAY1)
+    after = query(settings, "select log_date, count(*) from raw.staging_events group by 1 order by 1")
+    assert after == before
+    assert [day for day, _ in after] == [DAY1, DAY2]
+
+
+def test_a_failed_reload_keeps_the_previous_rows(small_lake, make_settings, tmp_path):
+    lake = copy_lake(small_lake.root, tmp_path / "lake")
+    settings = make_settings(lake)
+    staging.stage_events(settings, DAY1)
+    before = query(settings, "select count(*), sum(ts) from raw.staging_events")
+    path = lake / Lake.log_key(DAY1)
+    path.write_text(path.read_text() + '{"ts": "not a number", "sessionId": 1}\n')
+    with pytest.raises(RuntimeError, match=r"2018-11-01-events\.json"):
+        staging.stage_events(settings, DAY1)
+    assert query(settings, "select count(*), sum(ts) from raw.staging_events") == before
+
+
+def test_a_missing_day_names_the_expected_file(small_lake, make_settings):
+    settings = make_settings(small_lake.root)
+    with pytest.raises(LakeError, match=r"log_data/2018/11/2018-11-20-events\.json"):
+        staging.stage_events(settings, date(2018, 11, 20))
+
+
+def test_song_files_land_with_a_number_where_text_is_expected(small_lake, make_settings):
+    settings = make_settings(small_lake.root)
+    result = staging.stage_songs(settings)
+    songs = read_songs(small_lake.root)
+    assert result["rows"] == result["files"] == len(songs)
+    numeric = [s for s in songs if isinstance(s["artist_name"], int)]
+    assert numeric
+    staged = query(
+        settings, "select artist_name from raw.staging_songs where song_id = ?", [numeric[0]["song_id"]]
+    )
+    assert staged == [(str(numeric[0]["artist_name"]),)]
+    assert query(settings, "select count(*) from raw.staging_songs where year = 0")[0][0] == sum(
+        s["year"] == 0 for s in songs
+    )
+    staging.stage_songs(settings)
+    assert query(settings, "select count(*) from raw.staging_songs")[0][0] == len(songs)
+
+
+def test_no_song_files_is_an_error_naming_the_folder(make_settings, tmp_path):
+    (tmp_path / "empty" / "song_data").mkdir(parents=True)
+    with pytest.raises(LakeError, match="song_data"):
+        staging.stage_songs(make_settings(tmp_path / "empty"))
+
+
+def test_the_day_key_is_the_bucket_layout():
+    assert Lake.log_key(date(2018, 11, 5)) == "log_data/2018/11/2018-11-05-events.json"
+    assert Lake.log_key(date(2019, 1, 31)) == "log_data/2019/01/2019-01-31-events.json"

@@ -1,0 +1,47 @@
+"""Settings come from the environment, with defaults inside the repository, and refuse what cannot be right."""
+
+from __future__ import annotations
+
+import pytest
+
+from sparkify.settings import from_env, validate_identifier
+from tests.conftest import REPO
+
+
+def test_defaults_stay_inside_the_repository():
+    settings = from_env({"SPARKIFY_HOME": str(REPO)})
+    assert settings.warehouse == "duckdb"
+    assert settings.lake == str(REPO / ".local" / "lake")
+    assert settings.duckdb_path == REPO / ".local" / "sparkify.duckdb"
+    assert settings.writer_pool == "sparkify_duckdb"
+    assert settings.default_task_args()["pool"] == "sparkify_duckdb"
+
+
+def test_environment_overrides(tmp_path):
+    settings = from_env(
+        {
+            "SPARKIFY_HOME": str(REPO),
+            "SPARKIFY_LAKE": str(tmp_path),
+            "SPARKIFY_DUCKDB_PATH": str(tmp_path / "w.duckdb"),
+            "SPARKIFY_WAREHOUSE": "Postgres",
+            "SPARKIFY_RETRIES": "0",
+        }
+    )
+    assert settings.lake == str(tmp_path)
+    assert settings.warehouse == "postgres"
+    assert settings.writer_pool is None
+    assert settings.default_task_args() == {"retries": 0, "retry_delay": settings.retry_delay}
+    assert settings.dbt_env()["SPARKIFY_DUCKDB_PATH"] == str(tmp_path / "w.duckdb")
+
+
+def test_unknown_warehouse_is_refused():
+    with pytest.raises(ValueError, match="SPARKIFY_WAREHOUSE"):
+        from_env({"SPARKIFY_WAREHOUSE": "oracle"})
+
+
+@pytest.mark.parametrize("name", ["raw; drop table x", "1raw", "raw-data", ""])
+def test_identifiers_are_validated(name):
+    with pytest.raises(ValueError, match="identifier"):
+        validate_identifier(name, "SPARKIFY_RAW_SCHEMA")
+    with pytest.raises(ValueError):
+        from_env({"SPARKIFY_RAW_SCHEMA": name})
