@@ -169,6 +169,12 @@ def cmd_backfill(args: argparse.Namespace, keep_ui: bool) -> int:
         print_report(report, config, args.start, args.end)
         if keep_ui:
             print(
+                "\nThe warehouse is in "
+                f"{config.duckdb_path}; try:\n"
+                '  make sql Q="select level, count(*) as plays from analytics.fct_songplays group by 1"',
+                flush=True,
+            )
+            print(
                 f"\nAirflow UI: {airflow.url}  (login: admin / {admin_password(airflow.home)})\n"
                 "Press Ctrl-C to stop.",
                 flush=True,
@@ -219,6 +225,12 @@ def cmd_stage(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sql(args: argparse.Namespace) -> int:
+    columns, rows = summary.query(settings(), args.query)
+    print(summary.format_table(columns, rows))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sparkify.cli", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -240,7 +252,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("manifest", help="build dbt_sparkify/target/manifest.json (dbt parse)")
     stage = sub.add_parser("stage", help="stage one day of logs and the song files, without Airflow")
     stage.add_argument("--date", required=True, help="the day of logs, YYYY-MM-DD")
+    sql = sub.add_parser("sql", help="run one read-only SQL query on the warehouse and print the rows")
+    sql.add_argument("query")
     args = parser.parse_args(argv)
+    if args.command == "sql":
+        return cmd_sql(args)
     if args.command == "manifest":
         return cmd_manifest(args)
     if args.command == "stage":

@@ -55,3 +55,22 @@ def log_counts(settings: Settings, day: date) -> dict[str, int]:
             counts["day.songplays"],
         )
     return counts
+
+
+def query(settings: Settings, sql: str) -> tuple[list[str], list[tuple[object, ...]]]:
+    """Run one read-only query on the warehouse: column names and rows."""
+    if settings.warehouse == "duckdb":
+        import duckdb
+
+        with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
+            cursor = con.execute(sql)
+            return [column[0] for column in cursor.description], cursor.fetchall()
+    raise NotImplementedError(f"queries on warehouse {settings.warehouse!r} are not available yet")
+
+
+def format_table(columns: list[str], rows: list[tuple[object, ...]]) -> str:
+    cells = [columns, *[["" if value is None else str(value) for value in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    lines = ["  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)) for row in cells]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(line.rstrip() for line in lines)
