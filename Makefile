@@ -19,7 +19,7 @@ export DO_NOT_TRACK := 1
 export SCARF_ANALYTICS := false
 export DBT_SEND_ANONYMOUS_USAGE_STATS := False
 
-.PHONY: help install data manifest demo backfill airflow stage sql test lint format clean
+.PHONY: help install data manifest demo backfill airflow stage docs sql test lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -64,6 +64,9 @@ airflow: install manifest ## start Airflow (UI at http://localhost:8080) until C
 stage: install ## stage one day (DATE=YYYY-MM-DD) without Airflow, for working on the dbt models
 	@if [ -z "$$SPARKIFY_LAKE" ]; then $(MAKE) --no-print-directory data; fi
 	$(BIN)/python -m sparkify.cli stage --date $(DATE)
+
+docs: $(MANIFEST) ## generate the dbt docs (served by `make airflow` / `make demo` under Browse > dbt docs)
+	$(BIN)/python -m sparkify.cli docs
 
 sql: install ## run a read-only query on the warehouse: make sql Q="select * from analytics.dim_users limit 5"
 	$(BIN)/python -m sparkify.cli sql "$$Q"

@@ -30,6 +30,43 @@ def read_songs(lake: Path) -> list[dict[str, object]]:
     ]
 
 
+def normalized(text: object) -> str:
+    return " ".join(str(text).split()).lower()
+
+
+def expected_matches(lake: Path, strategy: str, tolerance: float = 1.0) -> dict[tuple[int, int], str]:
+    """The song each play should get, computed here independently of the SQL."""
+    songs = read_songs(lake)
+    matches = {}
+    for play in (e for e in read_events(lake) if e["page"] == "NextSong"):
+        if strategy == "exact":
+            candidates = [
+                s
+                for s in songs
+                if (s["title"], str(s["artist_name"]), s["duration"])
+                == (play["song"], play["artist"], play["length"])
+            ]
+        else:
+            candidates = [
+                s
+                for s in songs
+                if normalized(s["title"]) == normalized(play["song"])
+                and normalized(s["artist_name"]) == normalized(play["artist"])
+                and abs(s["duration"] - play["length"]) <= tolerance
+            ]
+        if candidates:
+            best = min(
+                candidates,
+                key=lambda s: (
+                    abs(s["duration"] - play["length"]),
+                    (s["title"], str(s["artist_name"])) != (play["song"], play["artist"]),
+                    s["song_id"],
+                ),
+            )
+            matches[(play["sessionId"], play["itemInSession"])] = best["song_id"]
+    return matches
+
+
 @pytest.fixture(scope="session")
 def month_lake(tmp_path_factory: pytest.TempPathFactory) -> GeneratedLake:
     """A full November at scale 1, the demo's data set."""

@@ -9,6 +9,7 @@ One run per day of logs. For the run's day (`ds`):
    `stg_sparkify__events`, `stg_sparkify__songs` → `dim_users`, `dim_songs`, `dim_artists`,
    `fct_songplays` (the day deleted and re-inserted) → `dim_time`. A failing test stops what depends on it.
 3. **summary** logs the rows staged for the day and the rows of every staging and mart table.
+4. **docs** regenerates the dbt docs (lineage, every model and column), served under *Browse → dbt docs*.
 
 Reruns are idempotent. The warehouse (`SPARKIFY_WAREHOUSE`) and the lake (`SPARKIFY_LAKE`) come from the
 environment; see the project README.
@@ -21,7 +22,7 @@ from airflow.sdk import chain, dag, task
 from cosmos import DbtTaskGroup
 
 from sparkify import staging
-from sparkify.dbt import task_group_args
+from sparkify.dbt import generate_docs, task_group_args
 from sparkify.lake import LOG_KEY_TEMPLATE
 from sparkify.settings import settings
 from sparkify.summary import log_counts
@@ -52,8 +53,12 @@ def sparkify_daily() -> None:
     def summary(ds: str | None = None) -> dict[str, int]:
         return log_counts(SETTINGS, pendulum.Date.fromisoformat(ds))
 
+    @task
+    def docs() -> str:
+        return str(generate_docs(SETTINGS))
+
     dbt_sparkify = DbtTaskGroup(group_id="dbt_sparkify", **task_group_args(SETTINGS))
-    chain([stage_events(log_key=LOG_KEY_TEMPLATE), stage_songs()], dbt_sparkify, summary())
+    chain([stage_events(log_key=LOG_KEY_TEMPLATE), stage_songs()], dbt_sparkify, summary(), docs())
 
 
 sparkify_daily()

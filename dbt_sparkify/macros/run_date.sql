@@ -10,3 +10,16 @@
     {%- endif -%}
     {{ return("cast('" ~ value ~ "' as date)") }}
 {%- endmacro %}
+
+{#- A predicate on the run's day (`column <operator> run_date`), or `true` when run_date is unset. -#}
+{% macro run_date_filter(column, operator='=') -%}
+    {%- if operator not in ['=', '<='] -%}
+        {{ exceptions.raise_compiler_error("run_date_filter operator must be '=' or '<=', got '" ~ operator ~ "'") }}
+    {%- endif -%}
+    {%- set day = run_date_literal() -%}
+    {%- if day is none -%}
+        true
+    {%- else -%}
+        {{ column }} {{ operator }} {{ day }}
+    {%- endif -%}
+{%- endmacro %}

@@ -11,6 +11,7 @@ from datetime import date
 from typing import Any
 
 from sparkify import staging, summary
+from sparkify.dbt import DOCS_PATH
 from sparkify.local_airflow import (
     DAG_ID,
     TERMINAL_RUN_STATES,
@@ -168,6 +169,7 @@ def cmd_backfill(args: argparse.Namespace, keep_ui: bool) -> int:
         report = watch_backfill(airflow, args.start, args.end, timeout=args.timeout)
         print_report(report, config, args.start, args.end)
         if keep_ui:
+            print(f"\ndbt docs (lineage, models, columns): {airflow.url}{DOCS_PATH}", flush=True)
             print(
                 "\nThe warehouse is in "
                 f"{config.duckdb_path}; try:\n"
@@ -192,6 +194,7 @@ def cmd_airflow(_: argparse.Namespace) -> int:
     port = int(os.environ.get("SPARKIFY_AIRFLOW_PORT", "8080"))
     with running(config, port) as airflow:
         print(
+            f"dbt docs: {airflow.url}{DOCS_PATH}\n"
             f"Airflow UI: {airflow.url}  (login: admin / {admin_password(airflow.home)})\nPress Ctrl-C to stop.",
             flush=True,
         )
@@ -225,6 +228,14 @@ def cmd_stage(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_docs(_: argparse.Namespace) -> int:
+    from sparkify.dbt import generate_docs
+
+    index = generate_docs(settings())
+    print(f"dbt docs written to {index.parent}; `make airflow` serves them in the Airflow UI", flush=True)
+    return 0
+
+
 def cmd_sql(args: argparse.Namespace) -> int:
     columns, rows = summary.query(settings(), args.query)
     print(summary.format_table(columns, rows))
@@ -254,7 +265,10 @@ def main(argv: list[str] | None = None) -> int:
     stage.add_argument("--date", required=True, help="the day of logs, YYYY-MM-DD")
     sql = sub.add_parser("sql", help="run one read-only SQL query on the warehouse and print the rows")
     sql.add_argument("query")
+    sub.add_parser("docs", help="generate the dbt docs into the folder the Airflow UI serves")
     args = parser.parse_args(argv)
+    if args.command == "docs":
+        return cmd_docs(args)
     if args.command == "sql":
         return cmd_sql(args)
     if args.command == "manifest":

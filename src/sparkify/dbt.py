@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
 
 from cosmos import ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
+from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, SourceRenderingBehavior, TestBehavior
 
 from sparkify.settings import Settings
 
 PROFILE_NAME = "sparkify"
+DOCS_SLUG = "sparkify"
+DOCS_PATH = f"/cosmos/{DOCS_SLUG}/dbt_docs_index.html"
 
 
 class ManifestMissingError(FileNotFoundError):
@@ -56,14 +59,16 @@ def task_group_args(settings: Settings) -> dict[str, Any]:
             load_method=LoadMode.DBT_MANIFEST,
             test_behavior=TestBehavior.AFTER_EACH,
             should_detach_multiple_parents_tests=True,
+            # A task per source with a freshness check: `dbt source freshness` right after staging.
+            source_rendering_behavior=SourceRenderingBehavior.WITH_TESTS_OR_FRESHNESS,
         ),
         # Asset events cost ~0.6 s per task; the lineage is in dbt docs.
         "operator_args": {"emit_datasets": False},
     }
 
 
-def build_manifest(settings: Settings) -> Path:
-    """Run ``dbt parse`` in-process; the manifest (and dbt's partial-parse cache) land in the project's target/."""
+def run_dbt(settings: Settings, *args: str) -> None:
+    """Run one dbt command in-process on dbt_sparkify, with the project's environment and profile."""
     from dbt.cli.main import dbtRunner
 
     env_before = {key: os.environ.get(key) for key in settings.dbt_env()}
@@ -71,14 +76,13 @@ def build_manifest(settings: Settings) -> Path:
     try:
         result = dbtRunner().invoke(
             [
-                "parse",
+                *args,
                 "--project-dir",
                 str(settings.dbt_project_dir),
                 "--profiles-dir",
                 str(settings.dbt_profiles_dir),
                 "--target",
                 settings.dbt_target,
-                "--quiet",
             ]
         )
     finally:
@@ -88,5 +92,30 @@ def build_manifest(settings: Settings) -> Path:
             else:
                 os.environ[key] = value
     if not result.success:
-        raise RuntimeError(f"dbt parse of {settings.dbt_project_dir} failed: {result.exception}")
+        raise RuntimeError(f"dbt {' '.join(args)} on {settings.dbt_project_dir} failed: {result.exception}")
+
+
+def build_manifest(settings: Settings) -> Path:
+    """``dbt parse``: the manifest (and dbt's partial-parse cache) land in the project's target/."""
+    run_dbt(settings, "parse", "--quiet")
     return settings.manifest_path
+
+
+def generate_docs(settings: Settings) -> Path:
+    """``dbt docs generate`` into the docs folder that the Airflow UI serves (index, manifest and catalog)."""
+    settings.dbt_docs_dir.mkdir(parents=True, exist_ok=True)
+    run_dbt(settings, "docs", "generate", "--quiet", "--target-path", str(settings.dbt_docs_dir))
+    return settings.dbt_docs_dir / "index.html"
+
+
+def docs_projects_config(settings: Settings) -> str:
+    """``[cosmos] dbt_docs_projects``: the Airflow UI's Browse menu links to these docs."""
+    return json.dumps(
+        {
+            DOCS_SLUG: {
+                "dir": str(settings.dbt_docs_dir),
+                "index": "index.html",
+                "name": "dbt docs: dbt_sparkify",
+            }
+        }
+    )

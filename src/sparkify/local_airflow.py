@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from sparkify.dbt import docs_projects_config
 from sparkify.settings import Settings
 
 DAG_ID = "sparkify_daily"
@@ -72,6 +73,9 @@ def airflow_env(
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
             "AIRFLOW__API__BASE_URL": f"http://localhost:{port}",
             "AIRFLOW__API__PORT": str(port),
+            # Each local Airflow serves its task logs on its own port, so two of them can run side by side.
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": env.get("AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT")
+            or str(free_port()),
             "AIRFLOW__API_AUTH__JWT_SECRET": _secret(home / ".jwt_secret"),
             "AIRFLOW__API__SECRET_KEY": _secret(home / ".api_secret_key"),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
@@ -80,6 +84,7 @@ def airflow_env(
             "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
             # Cosmos keeps dbt's partial-parse cache here: one per Airflow home, so two homes never share it.
             "AIRFLOW__COSMOS__CACHE_DIR": str(home / "cosmos"),
+            "AIRFLOW__COSMOS__DBT_DOCS_PROJECTS": docs_projects_config(settings),
             "DO_NOT_TRACK": "1",
             "SCARF_ANALYTICS": "false",
         }

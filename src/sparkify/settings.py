@@ -32,6 +32,7 @@ class Settings:
     raw_schema: str
     dbt_project_dir: Path
     dbt_profiles_dir: Path
+    dbt_docs_dir: Path
     duckdb_pool: str
     retries: int
     retry_delay: timedelta
@@ -84,6 +85,9 @@ def from_env(environ: os._Environ[str] | dict[str, str] | None = None) -> Settin
         raw_schema=validate_identifier(env.get("SPARKIFY_RAW_SCHEMA", "raw"), "SPARKIFY_RAW_SCHEMA"),
         dbt_project_dir=root / "dbt_sparkify",
         dbt_profiles_dir=root,
+        dbt_docs_dir=Path(env.get("SPARKIFY_DBT_DOCS_DIR", str(root / ".local" / "dbt_docs")))
+        .expanduser()
+        .resolve(),
         duckdb_pool=env.get("SPARKIFY_DUCKDB_POOL", "sparkify_duckdb"),
         retries=int(env.get("SPARKIFY_RETRIES", "2")),
         retry_delay=timedelta(seconds=float(env.get("SPARKIFY_RETRY_DELAY_SECONDS", "300"))),

@@ -15,11 +15,13 @@ MODELS = (
     "stg_sparkify__events",
     "stg_sparkify__songs",
     "dim_users",
+    "dim_user_levels",
     "dim_songs",
     "dim_artists",
     "fct_songplays",
     "dim_time",
 )
+SOURCES = ("dbt_sparkify.sparkify_staging_events_source", "dbt_sparkify.sparkify_staging_songs_source")
 
 
 @pytest.fixture
@@ -39,8 +41,9 @@ def relationship_tests() -> set[str]:
 
 def test_exact_task_ids(dag):
     detached = relationship_tests()
-    assert len(detached) == 5
-    expected = {"stage_events", "stage_songs", "summary"}
+    assert len(detached) == 8
+    assert "dbt_sparkify.assert_songplays_reconcile_with_staged_events_test" in detached
+    expected = {"stage_events", "stage_songs", "summary", "docs", *SOURCES}
     expected |= {f"dbt_sparkify.{model}.{kind}" for model in MODELS for kind in ("run", "test")}
     assert set(dag.task_ids) == expected | detached
 
@@ -49,29 +52,33 @@ def test_edges(dag):
     def down(task_id):
         return dag.get_task(task_id).downstream_task_ids
 
-    staged_models = {"dbt_sparkify.stg_sparkify__events.run", "dbt_sparkify.stg_sparkify__songs.run"}
-    assert down("stage_events") == staged_models
-    assert down("stage_songs") == staged_models
+    # Staging, then each source's freshness check, then the staging model that reads it.
+    assert down("stage_events") == set(SOURCES)
+    assert down("stage_songs") == set(SOURCES)
+    assert down(SOURCES[0]) == {"dbt_sparkify.stg_sparkify__events.run"}
+    assert down(SOURCES[1]) == {"dbt_sparkify.stg_sparkify__songs.run"}
     for model in MODELS:
         assert f"dbt_sparkify.{model}.test" in down(f"dbt_sparkify.{model}.run")
     # A model's tests gate what is built from it.
     assert down("dbt_sparkify.stg_sparkify__events.test") == {
         "dbt_sparkify.dim_users.run",
+        "dbt_sparkify.dim_user_levels.run",
         "dbt_sparkify.fct_songplays.run",
+        "dbt_sparkify.assert_songplays_reconcile_with_staged_events_test",
     }
     assert "dbt_sparkify.dim_time.run" in down("dbt_sparkify.fct_songplays.test")
     assert "dbt_sparkify.fct_songplays.run" in down("dbt_sparkify.stg_sparkify__songs.test")
-    summary_upstream = dag.get_task("summary").upstream_task_ids
-    assert summary_upstream == relationship_tests()
-    assert down("summary") == set()
-    # Everything but staging runs after staging; summary runs after everything.
+    assert dag.get_task("summary").upstream_task_ids == relationship_tests()
+    assert down("summary") == {"docs"}
+    assert down("docs") == set()
+    # Everything but staging runs after staging; summary, then docs, after everything else.
     for task in dag.tasks:
+        upstream = {t.task_id for t in task.get_flat_relatives(upstream=True)}
+        downstream = {t.task_id for t in task.get_flat_relatives(upstream=False)}
         if task.task_id not in {"stage_events", "stage_songs"}:
-            assert {"stage_events", "stage_songs"} <= {
-                t.task_id for t in task.get_flat_relatives(upstream=True)
-            }
-        if task.task_id != "summary":
-            assert "summary" in {t.task_id for t in task.get_flat_relatives(upstream=False)}
+            assert {"stage_events", "stage_songs"} <= upstream
+        if task.task_id not in {"summary", "docs"}:
+            assert {"summary", "docs"} <= downstream
 
 
 def test_schedule_and_run_settings(dag):

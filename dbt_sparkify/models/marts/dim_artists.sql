@@ -8,7 +8,7 @@ songs as (
 
 ranked as (
 
-    -- An artist's songs can disagree on name spelling or location: prefer a located one, then the lowest song id.
+    -- An artist's songs can disagree on name or location: prefer a located one, then the lowest song id.
     select
         artist_id,
         artist_name,

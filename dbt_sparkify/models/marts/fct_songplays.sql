@@ -9,18 +9,20 @@
                 delete from {{ this }} where log_date = {{ run_date_literal() }}
             {% endif %}",
         ],
+        dist='user_id',
+        sort=['log_date', 'start_time'],
     )
 }}
+
+{%- set strategy = song_match_strategy() -%}
+{%- set tolerance = var('song_match_duration_tolerance', 1.0) | float -%}
 
 with
 
 events as (
 
     select * from {{ ref('stg_sparkify__events') }}
-    where page = 'NextSong'
-    {% if run_date_literal() %}
-        and log_date = {{ run_date_literal() }}
-    {% endif %}
+    where page = 'NextSong' and {{ run_date_filter('log_date') }}
 
 ),
 
@@ -30,62 +32,105 @@ songs as (
 
 ),
 
-song_candidates as (
+plays as (
 
-    -- Two song files can describe the same recording: the lowest song id wins, so a play matches at most once.
+    select
+        event_id,
+        event_at,
+        user_id,
+        level,
+        session_id,
+        item_in_session,
+        location,
+        user_agent,
+        log_date,
+        song_title,
+        artist_name,
+        song_length,
+        {{ normalize_text('song_title') }} as title_key,
+        {{ normalize_text('artist_name') }} as artist_key
+    from events
+
+),
+
+song_keys as (
+
     select
         song_id,
         artist_id,
         title,
         artist_name,
         duration,
-        row_number() over (
-            partition by title, artist_name, duration
-            order by song_id
-        ) as candidate_rank
+        {{ normalize_text('title') }} as title_key,
+        {{ normalize_text('artist_name') }} as artist_key
     from songs
+
+),
+
+candidates as (
+
+    -- Every song a play could be; the ranking below keeps one, so a play is never duplicated.
+    select
+        plays.event_id,
+        song_keys.song_id,
+        song_keys.artist_id,
+        row_number() over (
+            partition by plays.event_id
+            order by
+                abs(song_keys.duration - plays.song_length),
+                case
+                    when
+                        song_keys.title = plays.song_title
+                        and song_keys.artist_name = plays.artist_name
+                        then 0
+                    else 1
+                end,
+                song_keys.song_id
+        ) as preference
+    from plays
+    inner join song_keys
+    {% if strategy == 'exact' %}
+            on
+                plays.song_title = song_keys.title
+                and plays.artist_name = song_keys.artist_name
+                and plays.song_length = song_keys.duration
+        {% else %}
+            on
+                plays.title_key = song_keys.title_key
+                and plays.artist_key = song_keys.artist_key
+                and abs(plays.song_length - song_keys.duration) <= {{ tolerance }}
+    {% endif %}
 
 ),
 
 matched as (
 
     select
-        events.event_id,
-        events.event_at,
-        events.user_id,
-        events.level,
-        song_candidates.song_id,
-        song_candidates.artist_id,
-        events.session_id,
-        events.item_in_session,
-        events.location,
-        events.user_agent,
-        events.log_date
-    from events
-    left join song_candidates
-        on
-            events.song_title = song_candidates.title
-            and events.artist_name = song_candidates.artist_name
-            and events.song_length = song_candidates.duration
-            and song_candidates.candidate_rank = 1
+        event_id,
+        song_id,
+        artist_id
+    from candidates
+    where preference = 1
 
 ),
 
 final as (
 
     select
-        event_id as songplay_id,
-        event_at as start_time,
-        user_id,
-        level,
-        song_id,
-        artist_id,
-        session_id,
-        item_in_session,
-        location,
-        user_agent,
-        log_date
-    from matched
+        plays.event_id as songplay_id,
+        plays.event_at as start_time,
+        plays.user_id,
+        plays.level,
+        matched.song_id,
+        matched.artist_id,
+        plays.session_id,
+        plays.item_in_session,
+        plays.location,
+        plays.user_agent,
+        plays.log_date
+    from plays
+    left join matched
+        on plays.event_id = matched.event_id
 
 )
 

@@ -13,13 +13,13 @@ renamed as (
         title,
         artist_id,
         artist_name,
-        nullif(trim(artist_location), '') as artist_location,
         artist_latitude,
         artist_longitude,
         duration,
-        nullif(year, 0) as release_year,
         source_file,
-        loaded_at
+        loaded_at,
+        nullif(trim(artist_location), '') as artist_location,
+        nullif(year, 0) as release_year
     from source
 
 ),

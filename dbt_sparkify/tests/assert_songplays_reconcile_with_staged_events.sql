@@ -1,0 +1,81 @@
+-- For the run's day (every staged day when run_date is unset) the songplays equal the distinct
+-- NextSong events staged, and no songplay, of any day, comes from a day that is not staged.
+-- Returns the disagreeing days.
+with
+
+events as (
+
+    select * from {{ ref('stg_sparkify__events') }}
+
+),
+
+songplays as (
+
+    select * from {{ ref('fct_songplays') }}
+
+),
+
+staged_days as (
+
+    select distinct log_date from events
+
+),
+
+staged as (
+
+    select
+        log_date,
+        count(*) as next_song_events
+    from events
+    where page = 'NextSong' and {{ run_date_filter('log_date') }}
+    group by log_date
+
+),
+
+loaded as (
+
+    select
+        log_date,
+        count(*) as songplays
+    from songplays
+    where {{ run_date_filter('log_date') }}
+    group by log_date
+
+),
+
+count_mismatches as (
+
+    select
+        coalesce(staged.log_date, loaded.log_date) as log_date,
+        coalesce(staged.next_song_events, 0) as next_song_events,
+        coalesce(loaded.songplays, 0) as songplays
+    from staged
+    full outer join loaded
+        on staged.log_date = loaded.log_date
+    where coalesce(staged.next_song_events, 0) != coalesce(loaded.songplays, 0)
+
+),
+
+unstaged_days as (
+
+    select
+        songplays.log_date,
+        0 as next_song_events,
+        count(*) as songplays
+    from songplays
+    left join staged_days
+        on songplays.log_date = staged_days.log_date
+    where staged_days.log_date is null
+    group by songplays.log_date
+
+),
+
+final as (
+
+    select * from count_mismatches
+    union all
+    select * from unstaged_days
+
+)
+
+select * from final

@@ -1,0 +1,242 @@
+"""dbt_sparkify on a real DuckDB file: builds, conventions, lint, and checks that fail when the data is wrong."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections import defaultdict
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from sparkify import staging
+from sparkify.datagen import generate
+from sparkify.settings import from_env
+from tests.conftest import REPO, expected_matches, read_events
+
+PROJECT = REPO / "dbt_sparkify"
+BIN = Path(sys.executable).parent
+DAYS = ("2018-11-01", "2018-11-02")
+
+
+def run(args: list[str], env: dict[str, str], cwd: Path = PROJECT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def dbt(env: dict[str, str], *args: str, project: Path = PROJECT) -> subprocess.CompletedProcess[str]:
+    return run(
+        [str(BIN / "dbt"), *args, "--profiles-dir", str(REPO), "--project-dir", str(project)], env, project
+    )
+
+
+def stage(lake: Path, database: Path, days: list[date]) -> dict[str, str]:
+    """Stage the song files and the given days into a new DuckDB file; the environment dbt needs for it."""
+    env = {
+        **os.environ,
+        "SPARKIFY_HOME": str(REPO),
+        "SPARKIFY_LAKE": str(lake),
+        "SPARKIFY_DUCKDB_PATH": str(database),
+        "DO_NOT_TRACK": "1",
+    }
+    settings = from_env(env)
+    staging.stage_songs(settings)
+    for day in days:
+        staging.stage_events(settings, day)
+    return env
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory):
+    """Two generated days staged and built day by day, as the DAG builds them."""
+    root = tmp_path_factory.mktemp("dbt")
+    lake = generate(root / "lake", scale=1, seed=21, days=2)
+    env = stage(lake.root, root / "warehouse.duckdb", [date.fromisoformat(day) for day in DAYS])
+    for day in DAYS:
+        result = dbt(env, "build", "--vars", f"{{run_date: '{day}'}}", "--target-path", str(root / "target"))
+        assert result.returncode == 0, result.stdout[-5000:]
+    return {"env": env, "lake": lake.root, "db": root / "warehouse.duckdb", "root": root}
+
+
+def fetch(warehouse, sql: str) -> list[tuple]:
+    with duckdb.connect(str(warehouse["db"]), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def execute(warehouse, sql: str) -> None:
+    with duckdb.connect(str(warehouse["db"])) as con:
+        con.execute(sql)
+
+
+def loaded_matches(warehouse) -> dict[tuple[int, int], str]:
+    rows = fetch(
+        warehouse,
+        "select session_id, item_in_session, song_id from analytics.fct_songplays where song_id is not null",
+    )
+    return {(session, item): song for session, item, song in rows}
+
+
+def test_unit_tests_and_data_tests_ran(warehouse):
+    results = (warehouse["root"] / "target" / "run_results.json").read_text()
+    assert results.count('"unit_test.sparkify.') >= 6
+    assert '"snapshot.' not in results
+
+
+def test_normalized_matching_is_the_default_and_finds_more(warehouse):
+    normalized_matches = expected_matches(warehouse["lake"], "normalized")
+    exact_matches = expected_matches(warehouse["lake"], "exact")
+    assert loaded_matches(warehouse) == normalized_matches
+    assert len(normalized_matches) > len(exact_matches) > 0
+    plays = fetch(warehouse, "select count(*), count(distinct songplay_id) from analytics.fct_songplays")[0]
+    assert plays[0] == plays[1] == sum(e["page"] == "NextSong" for e in read_events(warehouse["lake"]))
+
+
+def test_exact_strategy_is_selectable(warehouse, tmp_path):
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(warehouse["db"], copy)
+    env = {**warehouse["env"], "SPARKIFY_DUCKDB_PATH": str(copy)}
+    result = dbt(
+        env,
+        "run",
+        "--select",
+        "fct_songplays",
+        "--full-refresh",
+        "--vars",
+        "{song_match_strategy: exact}",
+        "--target-path",
+        str(tmp_path / "target"),
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    with duckdb.connect(str(copy), read_only=True) as con:
+        rows = con.execute(
+            "select session_id, item_in_session, song_id from analytics.fct_songplays "
+            "where song_id is not null"
+        ).fetchall()
+    assert {(s, i): song for s, i, song in rows} == expected_matches(warehouse["lake"], "exact")
+    bad = dbt(
+        env,
+        "compile",
+        "--select",
+        "fct_songplays",
+        "--vars",
+        "{song_match_strategy: fuzzy}",
+        "--target-path",
+        str(tmp_path / "target"),
+    )
+    assert bad.returncode != 0
+    assert "song_match_strategy must be 'normalized' or 'exact'" in bad.stdout
+
+
+def level_periods(lake: Path) -> set[tuple[str, str, int, int | None]]:
+    """(user, level, valid_from, valid_to) in epoch ms, computed here from the log files."""
+    by_user = defaultdict(list)
+    for event in read_events(lake):
+        if event["userId"]:
+            by_user[event["userId"]].append(
+                (event["ts"], event["sessionId"], event["itemInSession"], event["level"])
+            )
+    periods = set()
+    for user, events in by_user.items():
+        events.sort()
+        starts = [e for i, e in enumerate(events) if i == 0 or events[i - 1][3] != e[3]]
+        for i, (ts, _, _, level) in enumerate(starts):
+            periods.add((user, level, ts, starts[i + 1][0] if i + 1 < len(starts) else None))
+    return periods
+
+
+def test_user_level_history_of_november_matches_the_events(month_lake, tmp_path):
+    env = stage(month_lake.root, tmp_path / "month.duckdb", month_lake.days)
+    # No run_date: the whole month at once, as a full refresh builds it.
+    result = dbt(env, "build", "--target-path", str(tmp_path / "target"))
+    assert result.returncode == 0, result.stdout[-5000:]
+    with duckdb.connect(str(tmp_path / "month.duckdb"), read_only=True) as con:
+        rows = con.execute(
+            "select user_id, level, epoch_ms(valid_from), epoch_ms(valid_to) from analytics.dim_user_levels"
+        ).fetchall()
+    expected = level_periods(month_lake.root)
+    assert set(rows) == expected
+    assert len(rows) == len(expected)
+    periods_per_user = defaultdict(int)
+    for user, *_ in expected:
+        periods_per_user[user] += 1
+    assert max(periods_per_user.values()) >= 3, "no user switched twice in the month"
+
+
+def test_reconciliation_fails_when_a_songplay_is_missing(warehouse, tmp_path):
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(warehouse["db"], copy)
+    env = {**warehouse["env"], "SPARKIFY_DUCKDB_PATH": str(copy)}
+    test = [
+        "test",
+        "--select",
+        "assert_songplays_reconcile_with_staged_events",
+        "--target-path",
+        str(tmp_path / "t"),
+    ]
+    assert dbt(env, *test, "--vars", "{run_date: '2018-11-02'}").returncode == 0
+    with duckdb.connect(str(copy)) as con:
+        con.execute(
+            "delete from analytics.fct_songplays where songplay_id = "
+            "(select min(songplay_id) from analytics.fct_songplays where log_date = date '2018-11-02')"
+        )
+    failed = dbt(env, *test, "--vars", "{run_date: '2018-11-02'}")
+    assert failed.returncode != 0
+    assert "Got 1 result" in failed.stdout
+    # Another day is still consistent.
+    assert dbt(env, *test, "--vars", "{run_date: '2018-11-01'}").returncode == 0
+
+
+def test_source_freshness(warehouse, tmp_path):
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(warehouse["db"], copy)
+    env = {**warehouse["env"], "SPARKIFY_DUCKDB_PATH": str(copy)}
+    args = ["source", "freshness", "--target-path", str(tmp_path / "t")]
+    fresh = dbt(env, *args)
+    assert fresh.returncode == 0, fresh.stdout[-3000:]
+    with duckdb.connect(str(copy)) as con:
+        con.execute("update raw.staging_events set loaded_at = loaded_at - interval 8 day")
+    stale = dbt(env, *args)
+    assert stale.returncode != 0
+    assert "ERROR STALE" in stale.stdout
+
+
+def test_sqlfluff_lint_is_clean(tmp_path):
+    env = {**os.environ, "SPARKIFY_DUCKDB_PATH": str(tmp_path / "lint.duckdb"), "DO_NOT_TRACK": "1"}
+    result = run([str(BIN / "sqlfluff"), "lint", "models", "tests", "analyses"], env)
+    assert result.returncode == 0, result.stdout[-5000:]
+
+
+def test_dbt_bouncer_passes():
+    result = run(
+        [str(BIN / "dbt-bouncer"), "--config-file", "dbt-bouncer.yml"], {**os.environ, "NO_COLOR": "1"}
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    assert "All checks passed" in result.stdout
+
+
+def test_dbt_bouncer_catches_violations(tmp_path):
+    copy = tmp_path / "dbt_sparkify"
+    shutil.copytree(PROJECT, copy, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))
+    (copy / "models" / "marts" / "songplay_report.sql").write_text(
+        "select * from {{ source('sparkify', 'staging_events') }}\n"
+    )
+    env = {
+        **os.environ,
+        "SPARKIFY_DUCKDB_PATH": str(tmp_path / "x.duckdb"),
+        "DO_NOT_TRACK": "1",
+        "NO_COLOR": "1",
+    }
+    assert dbt(env, "parse", project=copy).returncode == 0
+    result = run([str(BIN / "dbt-bouncer"), "--config-file", "dbt-bouncer.yml"], env, cwd=copy)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    for check in (
+        "check_model_names",
+        "check_lineage_source_cannot_be_used",
+        "check_model_description_populated",
+        "check_model_has_unique_test",
+    ):
+        assert check in output, check
