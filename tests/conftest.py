@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg2
 import pytest
+from psycopg2 import sql
 
 from sparkify.datagen import GeneratedLake, generate
 from sparkify.settings import Settings, from_env
@@ -79,16 +83,130 @@ def small_lake(tmp_path_factory: pytest.TempPathFactory) -> GeneratedLake:
     return generate(tmp_path_factory.mktemp("small") / "lake", scale=1, seed=7, days=3)
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> dict[str, str]:
+    """The PostgreSQL server of SPARKIFY_PG_* (default 127.0.0.1:5432): skipped with a reason when it is not
+    there, except where SPARKIFY_REQUIRE_POSTGRES is set (CI), where that is a failure."""
+    pg = from_env(os.environ).postgres
+    try:
+        psycopg2.connect(
+            host=pg.host,
+            port=pg.port,
+            user=pg.user,
+            password=pg.password,
+            dbname="postgres",
+            connect_timeout=5,
+        ).close()
+    except psycopg2.OperationalError as error:
+        reason = (
+            f"PostgreSQL not reachable at {pg.host}:{pg.port} as {pg.user} ({str(error).strip().splitlines()[0]}): "
+            "install and start it, or point SPARKIFY_PG_* at a server, to run the PostgreSQL tests (README: PostgreSQL)"
+        )
+        if os.environ.get("SPARKIFY_REQUIRE_POSTGRES"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return {key: value for key, value in os.environ.items() if key.startswith("SPARKIFY_PG_")}
+
+
+def drop_database(name: str) -> None:
+    pg = from_env(os.environ).postgres
+    con = psycopg2.connect(host=pg.host, port=pg.port, user=pg.user, password=pg.password, dbname="postgres")
+    try:
+        con.autocommit = True
+        with con.cursor() as cur:
+            cur.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+    finally:
+        con.close()
+
+
 @pytest.fixture
-def make_settings(tmp_path: Path) -> Iterator[object]:
+def pg_database(postgres_server) -> Iterator[str]:
+    """A new, empty warehouse database, dropped afterwards."""
+    name = f"sparkify_test_{uuid.uuid4().hex[:12]}"
+    yield name
+    drop_database(name)
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouse_name(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, request, warehouse_name) -> Iterator[object]:
+    """Settings for a new, empty warehouse of the test's kind (DuckDB file or PostgreSQL database)."""
+    extra_env: dict[str, str] = {}
+    if warehouse_name == "postgres":
+        extra_env = {
+            "SPARKIFY_WAREHOUSE": "postgres",
+            "SPARKIFY_PG_DATABASE": request.getfixturevalue("pg_database"),
+        }
+
     def _make(lake: Path, **extra: str) -> Settings:
-        return from_env(
+        settings = from_env(
             {
+                **{k: v for k, v in os.environ.items() if k.startswith("SPARKIFY_PG_")},
                 "SPARKIFY_HOME": str(REPO),
                 "SPARKIFY_LAKE": str(lake),
                 "SPARKIFY_DUCKDB_PATH": str(tmp_path / "warehouse.duckdb"),
+                **extra_env,
                 **extra,
             }
         )
+        if settings.warehouse == "postgres":
+            from sparkify.staging import postgres
+
+            postgres.ensure_database(settings)
+        return settings
 
     yield _make
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """A real S3-compatible server (moto) on loopback; yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    from sparkify.local_airflow import free_port
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+def s3_connection_env(endpoint: str) -> dict[str, str]:
+    """The aws_default Airflow connection, as an operator would set it for MinIO or any S3-compatible store."""
+    connection = {
+        "conn_type": "aws",
+        "login": "sparkify-test-key",
+        "password": "sparkify-test-secret",
+        "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+    }
+    return {"AIRFLOW_CONN_AWS_DEFAULT": json.dumps(connection)}
+
+
+def upload_lake(endpoint: str, lake: Path, bucket: str, prefix: str) -> str:
+    """Copy a local lake into a new bucket under ``prefix``; the lake's s3:// URI."""
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="sparkify-test-key",
+        aws_secret_access_key="sparkify-test-secret",
+    )
+    client.create_bucket(Bucket=bucket)
+    for path in sorted(p for p in lake.rglob("*.json")):
+        client.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(lake).as_posix()}")
+    return f"s3://{bucket}/{prefix}"
+
+
+@pytest.fixture
+def s3_lake(s3_server, small_lake, monkeypatch) -> str:
+    """The small lake in a bucket of the S3 server, with aws_default pointing at it."""
+    for key, value in s3_connection_env(s3_server).items():
+        monkeypatch.setenv(key, value)
+    return upload_lake(s3_server, small_lake.root, f"lake-{uuid.uuid4().hex[:8]}", "sparkify/raw")

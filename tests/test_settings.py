@@ -45,3 +45,14 @@ def test_identifiers_are_validated(name):
         validate_identifier(name, "SPARKIFY_RAW_SCHEMA")
     with pytest.raises(ValueError):
         from_env({"SPARKIFY_RAW_SCHEMA": name})
+
+
+def test_the_postgres_password_stays_out_of_reprs_and_dbt_env():
+    settings = from_env(
+        {"SPARKIFY_HOME": str(REPO), "SPARKIFY_PG_PASSWORD": "s3cr3t-value", "SPARKIFY_PG_PORT": "6543"}
+    )
+    assert settings.postgres.password == "s3cr3t-value"
+    assert settings.postgres.port == 6543
+    assert "s3cr3t-value" not in repr(settings)
+    assert "s3cr3t-value" not in str(settings.dbt_env())
+    assert settings.dbt_env()["SPARKIFY_PG_PORT"] == "6543"

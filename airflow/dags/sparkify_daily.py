@@ -5,9 +5,10 @@ One run per day of logs. For the run's day (`ds`):
 
 1. **stage_events** replaces that day's rows of `staging_events` with `log_data/YYYY/MM/{ds}-events.json`;
    **stage_songs** refreshes `staging_songs` from `song_data/`.
-2. **dbt_sparkify** (Cosmos) runs each dbt model as its own task, followed by that model's tests:
-   `stg_sparkify__events`, `stg_sparkify__songs` → `dim_users`, `dim_songs`, `dim_artists`,
-   `fct_songplays` (the day deleted and re-inserted) → `dim_time`. A failing test stops what depends on it.
+2. **dbt_sparkify** (Cosmos) checks each source's freshness, then runs each dbt model as its own task,
+   followed by that model's tests: `stg_sparkify__events`, `stg_sparkify__songs` → `dim_users`,
+   `dim_user_levels`, `dim_songs`, `dim_artists`, `fct_songplays` (the day deleted and re-inserted) →
+   `dim_time`. A failing test stops what depends on it; the day's songplays are reconciled with its events.
 3. **summary** logs the rows staged for the day and the rows of every staging and mart table.
 4. **docs** regenerates the dbt docs (lineage, every model and column), served under *Browse → dbt docs*.
 

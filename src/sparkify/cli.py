@@ -153,8 +153,17 @@ def print_report(
     out.flush()
 
 
+def prepare_warehouse(config: Settings) -> None:
+    """What a warehouse needs before the first load: PostgreSQL's database."""
+    if config.warehouse == "postgres":
+        from sparkify.staging import postgres
+
+        postgres.ensure_database(config)
+
+
 def cmd_backfill(args: argparse.Namespace, keep_ui: bool) -> int:
     config = settings()
+    prepare_warehouse(config)
     port = int(os.environ.get("SPARKIFY_AIRFLOW_PORT", "8080"))
     print(f"Starting Airflow (AIRFLOW_HOME {airflow_home(config)}) on port {port} ...", flush=True)
     with running(config, port) as airflow:
@@ -220,6 +229,7 @@ def cmd_stage(args: argparse.Namespace) -> int:
     """Stage one day and the song files without Airflow, so the dbt models can be worked on."""
     config = settings()
     day = date.fromisoformat(args.date)
+    prepare_warehouse(config)
     for result in (staging.stage_songs(config), staging.stage_events(config, day)):
         print(
             f"staged {result['rows']:>8,} rows from {result['files']} file(s) into {result['table']}",

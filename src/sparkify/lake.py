@@ -1,13 +1,25 @@
-"""Where the raw files are: a day's log file and the song files, in a local directory laid out like the bucket."""
+"""Where the raw files are: a local directory laid out like the bucket, or ``s3://bucket/prefix``.
+
+Staging reads local files: a local lake's own, or copies of an S3 lake's objects fetched into a temporary
+folder. The source recorded with each row is always the lake's path or ``s3://`` URI.
+"""
 
 from __future__ import annotations
 
+import re
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 # The day's event log, as an Airflow template: the one definition every warehouse's staging task renders.
 LOG_KEY_TEMPLATE = "log_data/{{ logical_date.strftime('%Y/%m') }}/{{ ds }}-events.json"
+SONG_KEY = re.compile(r"song_data/[^/]+/[^/]+/[^/]+/[^/]+\.json")
+_DOWNLOAD_THREADS = 16
 
 
 class LakeError(FileNotFoundError):
@@ -15,38 +27,113 @@ class LakeError(FileNotFoundError):
 
 
 @dataclass(frozen=True)
+class LocalFiles:
+    """Local copies of lake files: ``root`` stands for the lake's root, ``files`` are below it."""
+
+    root: Path
+    files: list[Path]
+
+
+@dataclass(frozen=True)
 class Lake:
     root: str
+    aws_conn_id: str = "aws_default"
 
     @staticmethod
     def log_key(day: date) -> str:
         """The bucket-relative key of a day's event log, ``log_data/2018/11/2018-11-01-events.json``."""
         return f"log_data/{day:%Y}/{day:%m}/{day:%Y-%m-%d}-events.json"
 
-    @staticmethod
-    def song_pattern() -> str:
-        return "song_data/*/*/*/*.json"
-
     @property
     def is_local(self) -> bool:
         return "://" not in self.root
 
-    def _local(self, key: str) -> Path:
-        if not self.is_local:
-            raise NotImplementedError(f"lake {self.root!r}: only local directories are supported")
-        return Path(self.root) / key
+    def uri(self, key: str) -> str:
+        return f"{self.root.rstrip('/')}/{key}"
 
-    def log_file(self, day: date, key: str | None = None) -> Path:
-        """The day's log file (``key`` defaults to the day's key); an error naming the path when it is missing."""
-        path = self._local(key or self.log_key(day))
-        if not path.is_file():
-            raise LakeError(f"no event log for {day:%Y-%m-%d}: expected {path}")
-        return path
+    # -- S3 -------------------------------------------------------------------------------------------------
+    def _bucket_prefix(self) -> tuple[str, str]:
+        match = re.fullmatch(r"s3://([^/]+)/?(.*)", self.root)
+        if not match:
+            raise ValueError(f"lake {self.root!r}: expected a local directory or s3://bucket/prefix")
+        return match.group(1), match.group(2).strip("/")
 
-    def song_files(self) -> list[Path]:
-        """Every song file, sorted; an error naming the folder when there is none."""
-        base = self._local("song_data")
-        files = sorted(base.glob("*/*/*/*.json"))
-        if not files:
-            raise LakeError(f"no song files under {base} (expected song_data/<A-Z>/<A-Z>/<A-Z>/TR*.json)")
-        return files
+    def _s3_key(self, key: str) -> str:
+        prefix = self._bucket_prefix()[1]
+        return f"{prefix}/{key}" if prefix else key
+
+    def _s3(self) -> Any:
+        """A boto3 S3 client from the Airflow connection (its extra may set endpoint_url, region_name)."""
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+        from botocore.config import Config
+
+        config = Config(max_pool_connections=_DOWNLOAD_THREADS)
+        return S3Hook(aws_conn_id=self.aws_conn_id, config=config).get_conn()
+
+    def _download(self, client: Any, key: str, target: Path) -> None:
+        from botocore.exceptions import ClientError
+
+        bucket = self._bucket_prefix()[0]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            client.download_file(bucket, self._s3_key(key), str(target))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NoSuchBucket"}:
+                raise LakeError(f"not in the lake: expected {self.uri(key)}") from error
+            raise
+
+    def _song_keys(self, client: Any) -> list[str]:
+        bucket, prefix = self._bucket_prefix()
+        start = f"{prefix}/" if prefix else ""
+        keys = []
+        for page in client.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=f"{start}song_data/"
+        ):
+            for item in page.get("Contents", []):
+                key = item["Key"][len(start) :]
+                if SONG_KEY.fullmatch(key):
+                    keys.append(key)
+        return sorted(keys)
+
+    # -- what staging uses -----------------------------------------------------------------------------------
+    @contextmanager
+    def log_file(self, day: date, key: str | None = None) -> Iterator[tuple[str, Path]]:
+        """The day's log file as a local path, with its lake URI; an error naming it when it is missing."""
+        key = key or self.log_key(day)
+        if self.is_local:
+            path = Path(self.root) / key
+            if not path.is_file():
+                raise LakeError(f"no event log for {day:%Y-%m-%d}: expected {path}")
+            yield str(path), path
+            return
+        with tempfile.TemporaryDirectory(prefix="sparkify-lake-") as folder:
+            path = Path(folder) / key
+            try:
+                self._download(self._s3(), key, path)
+            except LakeError as error:
+                raise LakeError(f"no event log for {day:%Y-%m-%d}: expected {self.uri(key)}") from error
+            yield self.uri(key), path
+
+    @contextmanager
+    def song_files(self) -> Iterator[LocalFiles]:
+        """Every song file (``song_data/<A>/<B>/<C>/*.json``), sorted; an error naming the folder if there is none."""
+        if self.is_local:
+            root = Path(self.root)
+            files = sorted(root.glob("song_data/*/*/*/*.json"))
+            if not files:
+                raise LakeError(
+                    f"no song files under {root / 'song_data'} (expected song_data/<A>/<B>/<C>/TR*.json)"
+                )
+            yield LocalFiles(root=root, files=files)
+            return
+        client = self._s3()
+        keys = self._song_keys(client)
+        if not keys:
+            raise LakeError(
+                f"no song files under {self.uri('song_data')} (expected song_data/<A>/<B>/<C>/TR*.json)"
+            )
+        with tempfile.TemporaryDirectory(prefix="sparkify-lake-") as folder:
+            root = Path(folder)
+            with ThreadPoolExecutor(_DOWNLOAD_THREADS) as pool:
+                list(pool.map(lambda key: self._download(client, key, root / key), keys))
+            yield LocalFiles(root=root, files=[root / key for key in keys])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cache
 from pathlib import Path
@@ -22,6 +22,17 @@ def validate_identifier(name: str, what: str) -> str:
 
 
 @dataclass(frozen=True)
+class PostgresSettings:
+    """The PostgreSQL warehouse, from the same SPARKIFY_PG_* variables that profiles.yml reads."""
+
+    host: str
+    port: int
+    user: str
+    database: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Where things are and which warehouse is used; read once from the environment."""
 
@@ -29,7 +40,9 @@ class Settings:
     lake: str
     warehouse: str
     duckdb_path: Path
+    postgres: PostgresSettings
     raw_schema: str
+    aws_conn_id: str
     dbt_project_dir: Path
     dbt_profiles_dir: Path
     dbt_docs_dir: Path
@@ -59,10 +72,16 @@ class Settings:
 
     def dbt_env(self) -> dict[str, str]:
         """Environment that ``profiles.yml`` and the dbt sources read."""
+        # No password here: these values are shown in the UI as the dbt tasks' rendered environment. dbt reads
+        # SPARKIFY_PG_PASSWORD from the process environment it inherits.
         return {
             "SPARKIFY_WAREHOUSE": self.warehouse,
             "SPARKIFY_DUCKDB_PATH": str(self.duckdb_path),
             "SPARKIFY_RAW_SCHEMA": self.raw_schema,
+            "SPARKIFY_PG_HOST": self.postgres.host,
+            "SPARKIFY_PG_PORT": str(self.postgres.port),
+            "SPARKIFY_PG_USER": self.postgres.user,
+            "SPARKIFY_PG_DATABASE": self.postgres.database,
         }
 
 
@@ -75,6 +94,8 @@ def from_env(environ: os._Environ[str] | dict[str, str] | None = None) -> Settin
     lake = env.get("SPARKIFY_LAKE", "").strip() or str(root / ".local" / "lake")
     if "://" not in lake:
         lake = str(Path(lake).expanduser().resolve())
+    elif not lake.startswith("s3://"):
+        raise ValueError(f"SPARKIFY_LAKE must be a local directory or s3://bucket/prefix, got {lake!r}")
     return Settings(
         root=root,
         lake=lake,
@@ -82,7 +103,15 @@ def from_env(environ: os._Environ[str] | dict[str, str] | None = None) -> Settin
         duckdb_path=Path(env.get("SPARKIFY_DUCKDB_PATH", str(root / ".local" / "sparkify.duckdb")))
         .expanduser()
         .resolve(),
+        postgres=PostgresSettings(
+            host=env.get("SPARKIFY_PG_HOST", "127.0.0.1"),
+            port=int(env.get("SPARKIFY_PG_PORT", "5432")),
+            user=env.get("SPARKIFY_PG_USER", "postgres"),
+            database=validate_identifier(env.get("SPARKIFY_PG_DATABASE", "sparkify"), "SPARKIFY_PG_DATABASE"),
+            password=env.get("SPARKIFY_PG_PASSWORD", ""),
+        ),
         raw_schema=validate_identifier(env.get("SPARKIFY_RAW_SCHEMA", "raw"), "SPARKIFY_RAW_SCHEMA"),
+        aws_conn_id=env.get("SPARKIFY_AWS_CONN_ID", "aws_default"),
         dbt_project_dir=root / "dbt_sparkify",
         dbt_profiles_dir=root,
         dbt_docs_dir=Path(env.get("SPARKIFY_DBT_DOCS_DIR", str(root / ".local" / "dbt_docs")))

@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 from datetime import date
 
+from sparkify import warehouse
 from sparkify.settings import Settings
 from sparkify.staging import schema
 
 log = logging.getLogger(__name__)
 
 MART_SCHEMA = "analytics"
-MARTS = ("fct_songplays", "dim_users", "dim_songs", "dim_artists", "dim_time")
+MARTS = ("fct_songplays", "dim_users", "dim_user_levels", "dim_songs", "dim_artists", "dim_time")
 
 
 def table_counts(settings: Settings, day: date | None = None) -> dict[str, int]:
@@ -26,19 +27,20 @@ def table_counts(settings: Settings, day: date | None = None) -> dict[str, int]:
         queries["day.staged_events"] = (
             f"select count(*) from {settings.raw_schema}.{schema.EVENTS.name} where log_date = date '{iso}'"
         )
+        # Distinct events: a line logged twice is one play.
         queries["day.staged_nextsong"] = (
-            f"select count(*) from {settings.raw_schema}.{schema.EVENTS.name} "
-            f"where log_date = date '{iso}' and page = 'NextSong'"
+            f"select count(*) from (select distinct sessionid, iteminsession from "
+            f"{settings.raw_schema}.{schema.EVENTS.name} where log_date = date '{iso}' and page = 'NextSong') as plays"
         )
         queries["day.songplays"] = (
             f"select count(*) from {MART_SCHEMA}.fct_songplays where log_date = date '{iso}'"
         )
-    if settings.warehouse == "duckdb":
-        from sparkify.staging import duckdb
-
-        with duckdb.connect(settings.duckdb_path) as con:
-            return {name: con.execute(sql).fetchone()[0] for name, sql in queries.items()}
-    raise NotImplementedError(f"summary for warehouse {settings.warehouse!r} is not available yet")
+    counts = {}
+    with warehouse.cursor(settings) as cur:
+        for name, sql in queries.items():
+            cur.execute(sql)
+            counts[name] = cur.fetchone()[0]
+    return counts
 
 
 def log_counts(settings: Settings, day: date) -> dict[str, int]:
@@ -59,13 +61,9 @@ def log_counts(settings: Settings, day: date) -> dict[str, int]:
 
 def query(settings: Settings, sql: str) -> tuple[list[str], list[tuple[object, ...]]]:
     """Run one read-only query on the warehouse: column names and rows."""
-    if settings.warehouse == "duckdb":
-        import duckdb
-
-        with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
-            cursor = con.execute(sql)
-            return [column[0] for column in cursor.description], cursor.fetchall()
-    raise NotImplementedError(f"queries on warehouse {settings.warehouse!r} are not available yet")
+    with warehouse.cursor(settings) as cur:
+        cur.execute(sql)
+        return [column[0] for column in cur.description], cur.fetchall()
 
 
 def format_table(columns: list[str], rows: list[tuple[object, ...]]) -> str:

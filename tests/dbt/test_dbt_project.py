@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from sparkify import staging
+from sparkify import staging, summary
 from sparkify.datagen import generate
 from sparkify.settings import from_env
 from tests.conftest import REPO, expected_matches, read_events
@@ -240,3 +240,16 @@ def test_dbt_bouncer_catches_violations(tmp_path):
         "check_model_has_unique_test",
     ):
         assert check in output, check
+
+
+def test_summary_counts(warehouse):
+    settings = from_env(warehouse["env"])
+    counts = summary.table_counts(settings, date(2018, 11, 2))
+    day_plays = {
+        (e["sessionId"], e["itemInSession"])
+        for e in read_events(warehouse["lake"])
+        if e["page"] == "NextSong" and e["_day"] == "2018-11-02"
+    }
+    assert counts["day.staged_nextsong"] == counts["day.songplays"] == len(day_plays)
+    for table in ("analytics.fct_songplays", "analytics.dim_user_levels", "raw.staging_events"):
+        assert counts[table] == fetch(warehouse, f"select count(*) from {table}")[0][0]

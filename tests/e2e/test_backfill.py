@@ -9,6 +9,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import uuid
 from collections import defaultdict
 from datetime import date
 from pathlib import Path
@@ -17,23 +18,26 @@ import duckdb
 import httpx
 import pytest
 
+from sparkify import warehouse
 from sparkify.datagen import generate
 from sparkify.dbt import DOCS_PATH, DOCS_SLUG
 from sparkify.local_airflow import free_port, running
 from sparkify.settings import from_env
-from tests.conftest import REPO, expected_matches, read_events, read_songs
+from sparkify.summary import MARTS as MARTS_
+from tests.conftest import (
+    REPO,
+    drop_database,
+    expected_matches,
+    read_events,
+    read_songs,
+    s3_connection_env,
+    upload_lake,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 
-TABLES = (
-    "raw.staging_events",
-    "raw.staging_songs",
-    "analytics.fct_songplays",
-    "analytics.dim_users",
-    "analytics.dim_songs",
-    "analytics.dim_artists",
-    "analytics.dim_time",
-)
+MARTS = tuple(f"analytics.{mart}" for mart in MARTS_)
+TABLES = ("raw.staging_events", "raw.staging_songs", *MARTS)
 LOAD_TIME_COLUMNS = {"loaded_at"}
 
 
@@ -54,7 +58,7 @@ def workspace(tmp_path_factory):
     return {"root": root, "lake": lake.root, "env": env, "db": root / "warehouse.duckdb"}
 
 
-def backfill(workspace, start: str, end: str, *extra: str) -> subprocess.CompletedProcess[str]:
+def backfill(env: dict[str, str], start: str, end: str, *extra: str) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [
             sys.executable,
@@ -70,7 +74,7 @@ def backfill(workspace, start: str, end: str, *extra: str) -> subprocess.Complet
             *extra,
         ],
         cwd=REPO,
-        env=workspace["env"],
+        env=env,
         capture_output=True,
         text=True,
         timeout=1400,
@@ -84,24 +88,19 @@ def fetch(workspace, sql: str, params=None) -> list[tuple]:
         return con.execute(sql, params or []).fetchall()
 
 
-def fingerprints(workspace) -> dict[str, tuple[int, str]]:
+def fingerprints(settings, tables=TABLES) -> dict[str, tuple[int, str]]:
     """Rows and an order-independent digest per table (load timestamps left out: they say when, not what)."""
     result = {}
-    with duckdb.connect(str(workspace["db"]), read_only=True) as con:
-        for table in TABLES:
+    with warehouse.cursor(settings) as cur:
+        for table in tables:
             schema, name = table.split(".")
-            columns = [
-                row[0]
-                for row in con.execute(
-                    "select column_name from information_schema.columns where table_schema = ? and table_name = ? "
-                    "order by ordinal_position",
-                    [schema, name],
-                ).fetchall()
-                if row[0] not in LOAD_TIME_COLUMNS
-            ]
-            rows = sorted(
-                repr(row) for row in con.execute(f"select {', '.join(columns)} from {table}").fetchall()
+            cur.execute(
+                "select column_name from information_schema.columns "
+                f"where table_schema = '{schema}' and table_name = '{name}' order by ordinal_position"
             )
+            columns = [row[0] for row in cur.fetchall() if row[0] not in LOAD_TIME_COLUMNS]
+            cur.execute(f"select {', '.join(columns)} from {table}")
+            rows = sorted(repr(tuple(row)) for row in cur.fetchall())
             result[table] = (len(rows), hashlib.sha256("\n".join(rows).encode()).hexdigest())
     return result
 
@@ -109,7 +108,7 @@ def fingerprints(workspace) -> dict[str, tuple[int, str]]:
 @pytest.fixture(scope="module")
 def first_backfill(workspace):
     # Both days at once: the DuckDB writers of the two runs must queue on the one-slot pool, not collide.
-    result = backfill(workspace, "2018-11-01", "2018-11-02", "--max-active-runs", "2")
+    result = backfill(workspace["env"], "2018-11-01", "2018-11-02", "--max-active-runs", "2")
     assert result.returncode == 0, result.report
     return result
 
@@ -205,12 +204,12 @@ def test_dimensions_from_song_files(workspace, first_backfill):
 
 
 def test_rerun_is_idempotent_and_a_missing_day_fails_the_backfill(workspace, first_backfill):
-    before = fingerprints(workspace)
+    before = fingerprints(from_env(workspace["env"]))
     loaded_before = fetch(
         workspace, "select max(loaded_at) from raw.staging_events where log_date = ?", [date(2018, 11, 2)]
     )
     # 2018-11-02 again (already done), and 2018-11-03, whose log file does not exist.
-    result = backfill(workspace, "2018-11-02", "2018-11-03")
+    result = backfill(workspace["env"], "2018-11-02", "2018-11-03")
     assert result.returncode == 1, result.report
     assert "runs: 1 succeeded, 1 failed" in result.stdout, result.report
     assert "2018-11-03 failed: stage_events" in result.stdout, result.report
@@ -218,7 +217,7 @@ def test_rerun_is_idempotent_and_a_missing_day_fails_the_backfill(workspace, fir
         workspace, "select max(loaded_at) from raw.staging_events where log_date = ?", [date(2018, 11, 2)]
     )
     assert loaded_after > loaded_before, "2018-11-02 was not staged again"
-    assert fingerprints(workspace) == before
+    assert fingerprints(from_env(workspace["env"])) == before
 
 
 def test_dbt_docs_are_served_in_the_airflow_ui(workspace, first_backfill):
@@ -239,3 +238,45 @@ def test_dbt_docs_are_served_in_the_airflow_ui(workspace, first_backfill):
         assert {"model.sparkify.fct_songplays", "model.sparkify.dim_user_levels"} <= nodes.keys()
         catalog = httpx.get(f"{airflow.url}/cosmos/{DOCS_SLUG}/catalog.json", timeout=30)
         assert "model.sparkify.fct_songplays" in catalog.json()["nodes"]
+
+
+@pytest.fixture(scope="module")
+def postgres_backfill(workspace, first_backfill, postgres_server, s3_server):
+    """The same days through the scheduler on PostgreSQL, with the lake in S3 (a real S3-compatible server on
+    loopback, reached through the aws_default connection), two runs at once (no pool: PostgreSQL has many
+    writers)."""
+    database = f"sparkify_e2e_{uuid.uuid4().hex[:10]}"
+    lake = upload_lake(s3_server, workspace["lake"], f"e2e-{uuid.uuid4().hex[:8]}", "sparkify")
+    env = {
+        **workspace["env"],
+        **s3_connection_env(s3_server),
+        "SPARKIFY_LAKE": lake,
+        "SPARKIFY_WAREHOUSE": "postgres",
+        "SPARKIFY_PG_DATABASE": database,
+        "AIRFLOW_HOME": str(workspace["root"] / "airflow-postgres"),
+        "SPARKIFY_AIRFLOW_PORT": str(free_port()),
+        "SPARKIFY_DBT_DOCS_DIR": str(workspace["root"] / "dbt_docs_postgres"),
+    }
+    result = backfill(env, "2018-11-01", "2018-11-02", "--max-active-runs", "2")
+    yield {"env": env, "result": result, "lake": lake}
+    drop_database(database)
+
+
+def test_postgres_backfill_succeeds(postgres_backfill):
+    result = postgres_backfill["result"]
+    assert result.returncode == 0, result.report
+    assert "runs: 2 succeeded, 0 failed" in result.stdout
+    assert f"(postgres warehouse, lake {postgres_backfill['lake']})" in result.stdout
+    with warehouse.cursor(from_env(postgres_backfill["env"])) as cur:
+        cur.execute("select distinct source_file from raw.staging_events order by 1")
+        assert [row[0] for row in cur.fetchall()] == [
+            f"{postgres_backfill['lake']}/log_data/2018/11/2018-11-0{day}-events.json" for day in (1, 2)
+        ]
+
+
+def test_duckdb_and_postgres_marts_are_identical(workspace, postgres_backfill):
+    assert postgres_backfill["result"].returncode == 0, postgres_backfill["result"].report
+    on_duckdb = fingerprints(from_env(workspace["env"]), MARTS)
+    on_postgres = fingerprints(from_env(postgres_backfill["env"]), MARTS)
+    assert on_postgres == on_duckdb
+    assert all(rows > 0 for rows, _ in on_duckdb.values())

@@ -5,26 +5,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import duckdb
 
-from sparkify.lake import Lake
+from sparkify.lake import Lake, LocalFiles
 from sparkify.staging import schema
+from sparkify.staging.result import StageResult
 
 log = logging.getLogger(__name__)
 
 _DUCKDB_TYPES = {"double precision": "DOUBLE"}
-
-
-@dataclass(frozen=True)
-class StageResult:
-    table: str
-    rows: int
-    files: int
-    source: str
 
 
 def _columns_arg(table: schema.RawTable) -> str:
@@ -63,7 +55,13 @@ def stage_events(
     con: duckdb.DuckDBPyConnection, lake: Lake, day: date, raw_schema: str, key: str | None = None
 ) -> StageResult:
     """Replace the day's rows of ``staging_events`` with the day's log file, atomically."""
-    path = lake.log_file(day, key)
+    with lake.log_file(day, key) as (source, path):
+        return _stage_events(con, day, raw_schema, source, path)
+
+
+def _stage_events(
+    con: duckdb.DuckDBPyConnection, day: date, raw_schema: str, source: str, path: Path
+) -> StageResult:
     ensure_tables(con, raw_schema)
     target = f"{raw_schema}.{schema.EVENTS.name}"
     con.execute("begin transaction")
@@ -79,20 +77,27 @@ def stage_events(
                 current_timestamp as loaded_at
             from read_json(?, columns = {_columns_arg(schema.EVENTS)}, format = 'newline_delimited')
             """,
-            [day, str(path), str(path)],
+            [day, source, str(path)],
         )
         rows = con.execute(f"select count(*) from {target} where log_date = ?", [day]).fetchone()[0]
         con.execute("commit")
     except duckdb.Error as error:
         con.execute("rollback")
-        raise RuntimeError(f"staging {path} into {target} failed: {error}") from error
-    log.info("staged %s rows from %s into %s", rows, path, target)
-    return StageResult(table=target, rows=rows, files=1, source=str(path))
+        raise RuntimeError(f"staging {source} into {target} failed: {error}") from error
+    log.info("staged %s rows from %s into %s", rows, source, target)
+    return StageResult(table=target, rows=rows, files=1, source=source)
 
 
 def stage_songs(con: duckdb.DuckDBPyConnection, lake: Lake, raw_schema: str) -> StageResult:
     """Replace ``staging_songs`` with every song file in the lake, atomically."""
-    files = lake.song_files()
+    with lake.song_files() as local:
+        return _stage_songs(con, lake, raw_schema, local)
+
+
+def _stage_songs(
+    con: duckdb.DuckDBPyConnection, lake: Lake, raw_schema: str, local: LocalFiles
+) -> StageResult:
+    files = local.files
     ensure_tables(con, raw_schema)
     target = f"{raw_schema}.{schema.SONGS.name}"
     con.execute("begin transaction")
@@ -102,11 +107,11 @@ def stage_songs(con: duckdb.DuckDBPyConnection, lake: Lake, raw_schema: str) -> 
             f"""
             insert into {target}
             select {_source_select(schema.SONGS)},
-                filename as source_file,
+                ? || substr(filename, ?) as source_file,
                 current_timestamp as loaded_at
             from read_json(?, columns = {_columns_arg(schema.SONGS)}, format = 'auto', filename = true)
             """,
-            [[str(file) for file in files]],
+            [lake.root.rstrip("/"), len(str(local.root)) + 1, [str(file) for file in files]],
         )
         rows = con.execute(f"select count(*) from {target}").fetchone()[0]
         con.execute("commit")

@@ -1,0 +1,71 @@
+"""A lake in S3 (a real S3-compatible server on loopback) stages exactly like the same lake on disk."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pytest
+
+from sparkify import staging, warehouse
+from sparkify.lake import Lake, LakeError
+from tests.conftest import read_events
+
+
+def test_s3_lake_stages_like_the_files(small_lake, s3_lake, make_settings):
+    settings = make_settings(small_lake.root, SPARKIFY_LAKE=s3_lake)
+    assert settings.lake == s3_lake
+    events = staging.stage_events(settings, date(2018, 11, 2))
+    songs = staging.stage_songs(settings)
+    assert events["source"] == f"{s3_lake}/log_data/2018/11/2018-11-02-events.json"
+    assert songs["source"] == f"{s3_lake}/song_data"
+
+    day = [e for e in read_events(small_lake.root) if e["_day"] == "2018-11-02"]
+    with warehouse.cursor(settings) as cur:
+        cur.execute(
+            "select sessionid, iteminsession, userid, ts, length, source_file from raw.staging_events"
+        )
+        staged = sorted((tuple(row) for row in cur.fetchall()), key=repr)
+    assert staged == sorted(
+        (
+            (e["sessionId"], e["itemInSession"], e["userId"], e["ts"], e["length"], events["source"])
+            for e in day
+        ),
+        key=repr,
+    )
+
+    files = {
+        f"{s3_lake}/{path.relative_to(small_lake.root).as_posix()}": json.loads(
+            path.read_text(encoding="utf-8")
+        )
+        for path in small_lake.root.glob("song_data/*/*/*/*.json")
+    }
+    with warehouse.cursor(settings) as cur:
+        cur.execute("select source_file, song_id, artist_name, duration, year from raw.staging_songs")
+        staged_songs = {row[0]: tuple(row[1:]) for row in cur.fetchall()}
+    assert songs["files"] == len(files) > 100
+    assert staged_songs == {
+        uri: (song["song_id"], str(song["artist_name"]), song["duration"], song["year"])
+        for uri, song in files.items()
+    }
+
+
+def test_a_missing_day_in_s3_names_the_uri(s3_lake, make_settings, small_lake):
+    settings = make_settings(small_lake.root, SPARKIFY_LAKE=s3_lake)
+    with pytest.raises(LakeError, match=rf"{s3_lake}/log_data/2018/11/2018-11-21-events\.json"):
+        staging.stage_events(settings, date(2018, 11, 21))
+
+
+def test_an_empty_prefix_has_no_song_files(s3_lake):
+    with (
+        pytest.raises(LakeError, match="no song files under s3://"),
+        Lake(s3_lake + "/elsewhere").song_files(),
+    ):
+        pass
+
+
+def test_only_s3_uris_are_lakes():
+    from sparkify.settings import from_env
+
+    with pytest.raises(ValueError, match="s3://bucket/prefix"):
+        from_env({"SPARKIFY_LAKE": "gs://bucket/lake"})
