@@ -4,7 +4,8 @@
 One run per day of logs. For the run's day (`ds`):
 
 1. **stage_events** replaces that day's rows of `staging_events` with `log_data/YYYY/MM/{ds}-events.json`;
-   **stage_songs** refreshes `staging_songs` from `song_data/`.
+   **stage_songs** refreshes `staging_songs` from `song_data/` (on Redshift: COPY from S3 with the provider's
+   `S3ToRedshiftOperator`; elsewhere the warehouse's own bulk loader).
 2. **dbt_sparkify** (Cosmos) checks each source's freshness, then runs each dbt model as its own task,
    followed by that model's tests: `stg_sparkify__events`, `stg_sparkify__songs` → `dim_users`,
    `dim_user_levels`, `dim_songs`, `dim_artists`, `fct_songplays` (the day deleted and re-inserted) →
@@ -26,6 +27,7 @@ from sparkify import staging
 from sparkify.dbt import generate_docs, task_group_args
 from sparkify.lake import LOG_KEY_TEMPLATE
 from sparkify.settings import settings
+from sparkify.staging import redshift
 from sparkify.summary import log_counts
 
 SETTINGS = settings()
@@ -58,8 +60,12 @@ def sparkify_daily() -> None:
     def docs() -> str:
         return str(generate_docs(SETTINGS))
 
+    if SETTINGS.warehouse == "redshift":
+        staged = redshift.staging_tasks(SETTINGS)
+    else:
+        staged = [stage_events(log_key=LOG_KEY_TEMPLATE), stage_songs()]
     dbt_sparkify = DbtTaskGroup(group_id="dbt_sparkify", **task_group_args(SETTINGS))
-    chain([stage_events(log_key=LOG_KEY_TEMPLATE), stage_songs()], dbt_sparkify, summary(), docs())
+    chain(staged, dbt_sparkify, summary(), docs())
 
 
 sparkify_daily()

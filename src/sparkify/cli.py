@@ -153,6 +153,13 @@ def print_report(
     out.flush()
 
 
+def describe_warehouse(config: Settings) -> str:
+    if config.warehouse == "duckdb":
+        return f"the DuckDB file {config.duckdb_path}"
+    pg = config.postgres
+    return f"PostgreSQL database {pg.database} on {pg.host}:{pg.port}"
+
+
 def prepare_warehouse(config: Settings) -> None:
     """What a warehouse needs before the first load: PostgreSQL's database."""
     if config.warehouse == "postgres":
@@ -175,13 +182,19 @@ def cmd_backfill(args: argparse.Namespace, keep_ui: bool) -> int:
             f"follow it at {airflow.url}/dags/{DAG_ID}",
             flush=True,
         )
-        report = watch_backfill(airflow, args.start, args.end, timeout=args.timeout)
+        try:
+            report = watch_backfill(airflow, args.start, args.end, timeout=args.timeout)
+        except KeyboardInterrupt:
+            print(
+                "\nInterrupted: stopping Airflow. The next `make backfill` or `make demo` cancels this backfill.",
+                flush=True,
+            )
+            return 130
         print_report(report, config, args.start, args.end)
         if keep_ui:
             print(f"\ndbt docs (lineage, models, columns): {airflow.url}{DOCS_PATH}", flush=True)
             print(
-                "\nThe warehouse is in "
-                f"{config.duckdb_path}; try:\n"
+                f"\nThe warehouse is {describe_warehouse(config)}; try:\n"
                 '  make sql Q="select level, count(*) as plays from analytics.fct_songplays group by 1"',
                 flush=True,
             )

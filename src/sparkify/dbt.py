@@ -46,11 +46,7 @@ def task_group_args(settings: Settings) -> dict[str, Any]:
     project_config.manifest_path = manifest
     return {
         "project_config": project_config,
-        "profile_config": ProfileConfig(
-            profile_name=PROFILE_NAME,
-            target_name=settings.dbt_target,
-            profiles_yml_filepath=settings.dbt_profiles_dir / "profiles.yml",
-        ),
+        "profile_config": profile_config(settings),
         "execution_config": ExecutionConfig(
             execution_mode=ExecutionMode.LOCAL,
             invocation_mode=InvocationMode.DBT_RUNNER,
@@ -67,30 +63,52 @@ def task_group_args(settings: Settings) -> dict[str, Any]:
     }
 
 
+def profile_config(settings: Settings) -> ProfileConfig:
+    """profiles.yml for DuckDB and PostgreSQL; on Redshift, the redshift_default Airflow connection (the same
+    one the COPY tasks use) mapped to a dbt profile by Cosmos."""
+    if settings.warehouse == "redshift":
+        from cosmos.profiles import RedshiftUserPasswordProfileMapping
+
+        return ProfileConfig(
+            profile_name=PROFILE_NAME,
+            target_name=settings.dbt_target,
+            profile_mapping=RedshiftUserPasswordProfileMapping(
+                conn_id=settings.redshift_conn_id, profile_args={"schema": "analytics"}
+            ),
+        )
+    return ProfileConfig(
+        profile_name=PROFILE_NAME,
+        target_name=settings.dbt_target,
+        profiles_yml_filepath=settings.dbt_profiles_dir / "profiles.yml",
+    )
+
+
 def run_dbt(settings: Settings, *args: str) -> None:
-    """Run one dbt command in-process on dbt_sparkify, with the project's environment and profile."""
+    """Run one dbt command in-process on dbt_sparkify, with the project's environment and the DAG's profile."""
     from dbt.cli.main import dbtRunner
 
-    env_before = {key: os.environ.get(key) for key in settings.dbt_env()}
-    os.environ.update(settings.dbt_env())
-    try:
-        result = dbtRunner().invoke(
-            [
-                *args,
-                "--project-dir",
-                str(settings.dbt_project_dir),
-                "--profiles-dir",
-                str(settings.dbt_profiles_dir),
-                "--target",
-                settings.dbt_target,
-            ]
-        )
-    finally:
-        for key, value in env_before.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with profile_config(settings).ensure_profile() as (profile_path, profile_env):
+        env = {**settings.dbt_env(), **profile_env}
+        env_before = {key: os.environ.get(key) for key in env}
+        os.environ.update(env)
+        try:
+            result = dbtRunner().invoke(
+                [
+                    *args,
+                    "--project-dir",
+                    str(settings.dbt_project_dir),
+                    "--profiles-dir",
+                    str(profile_path.parent),
+                    "--target",
+                    settings.dbt_target,
+                ]
+            )
+        finally:
+            for key, value in env_before.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
     if not result.success:
         raise RuntimeError(f"dbt {' '.join(args)} on {settings.dbt_project_dir} failed: {result.exception}")
 

@@ -52,14 +52,14 @@ class Lake:
         return f"{self.root.rstrip('/')}/{key}"
 
     # -- S3 -------------------------------------------------------------------------------------------------
-    def _bucket_prefix(self) -> tuple[str, str]:
+    def bucket_and_prefix(self) -> tuple[str, str]:
         match = re.fullmatch(r"s3://([^/]+)/?(.*)", self.root)
         if not match:
             raise ValueError(f"lake {self.root!r}: expected a local directory or s3://bucket/prefix")
         return match.group(1), match.group(2).strip("/")
 
     def _s3_key(self, key: str) -> str:
-        prefix = self._bucket_prefix()[1]
+        prefix = self.bucket_and_prefix()[1]
         return f"{prefix}/{key}" if prefix else key
 
     def _s3(self) -> Any:
@@ -73,7 +73,7 @@ class Lake:
     def _download(self, client: Any, key: str, target: Path) -> None:
         from botocore.exceptions import ClientError
 
-        bucket = self._bucket_prefix()[0]
+        bucket = self.bucket_and_prefix()[0]
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
             client.download_file(bucket, self._s3_key(key), str(target))
@@ -83,7 +83,7 @@ class Lake:
             raise
 
     def _song_keys(self, client: Any) -> list[str]:
-        bucket, prefix = self._bucket_prefix()
+        bucket, prefix = self.bucket_and_prefix()
         start = f"{prefix}/" if prefix else ""
         keys = []
         for page in client.get_paginator("list_objects_v2").paginate(

@@ -43,6 +43,9 @@ class Settings:
     postgres: PostgresSettings
     raw_schema: str
     aws_conn_id: str
+    redshift_conn_id: str
+    redshift_region: str | None
+    redshift_jsonpaths: str | None
     dbt_project_dir: Path
     dbt_profiles_dir: Path
     dbt_docs_dir: Path
@@ -112,6 +115,9 @@ def from_env(environ: os._Environ[str] | dict[str, str] | None = None) -> Settin
         ),
         raw_schema=validate_identifier(env.get("SPARKIFY_RAW_SCHEMA", "raw"), "SPARKIFY_RAW_SCHEMA"),
         aws_conn_id=env.get("SPARKIFY_AWS_CONN_ID", "aws_default"),
+        redshift_conn_id=env.get("SPARKIFY_REDSHIFT_CONN_ID", "redshift_default"),
+        redshift_region=env.get("SPARKIFY_REDSHIFT_REGION") or None,
+        redshift_jsonpaths=env.get("SPARKIFY_REDSHIFT_JSONPATHS") or None,
         dbt_project_dir=root / "dbt_sparkify",
         dbt_profiles_dir=root,
         dbt_docs_dir=Path(env.get("SPARKIFY_DBT_DOCS_DIR", str(root / ".local" / "dbt_docs")))

@@ -30,4 +30,11 @@ def cursor(settings: Settings, read_only: bool = True) -> Iterator[Any]:
         finally:
             con.close()
     else:
-        raise NotImplementedError(f"queries on warehouse {settings.warehouse!r} are not available yet")
+        from airflow.providers.amazon.aws.hooks.redshift_sql import RedshiftSQLHook
+
+        con = RedshiftSQLHook(redshift_conn_id=settings.redshift_conn_id).get_conn()
+        try:
+            cur = con.cursor()
+            yield cur
+        finally:
+            con.close()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -253,3 +255,61 @@ def test_summary_counts(warehouse):
     assert counts["day.staged_nextsong"] == counts["day.songplays"] == len(day_plays)
     for table in ("analytics.fct_songplays", "analytics.dim_user_levels", "raw.staging_events"):
         assert counts[table] == fetch(warehouse, f"select count(*) from {table}")[0][0]
+
+
+# Functions and syntax of DuckDB or PostgreSQL that Redshift does not have.
+NOT_ON_REDSHIFT = {
+    "DuckDB epoch_ms": r"\bepoch_ms\s*\(",
+    "DuckDB list functions": r"\blist_\w+\s*\(",
+    "DuckDB struct": r"\bstruct_pack\s*\(|\{\s*'\w+'\s*:",
+    "to_timestamp of a number": r"\bto_timestamp\s*\(",
+    "regexp flags argument": r"regexp_replace\s*\([^;]*,\s*'g'\s*\)",
+    "jsonb": r"::\s*jsonb|\bjsonb_",
+    "distinct on": r"\bdistinct\s+on\s*\(",
+    "aggregate filter": r"\bfilter\s*\(\s*where\b",
+    "generate_series": r"\bgenerate_series\s*\(",
+    "array functions": r"\b(array_agg|unnest|string_agg)\s*\(",
+    "DuckDB date functions": r"\b(date_diff|strftime|strptime)\s*\(",
+}
+
+
+def test_redshift_target_parses_and_compiles_to_redshift_sql(tmp_path):
+    env = {**os.environ, "DO_NOT_TRACK": "1"}
+    target = tmp_path / "redshift"
+    parse = dbt(env, "parse", "--target", "redshift", "--target-path", str(target))
+    assert parse.returncode == 0, parse.stdout[-3000:]
+    nodes = json.loads((target / "manifest.json").read_text())["nodes"]
+    fact = nodes["model.sparkify.fct_songplays"]["config"]
+    assert (fact["dist"], fact["sort"]) == ("user_id", ["log_date", "start_time"])
+    for dimension in ("dim_users", "dim_user_levels", "dim_songs", "dim_artists", "dim_time"):
+        assert nodes[f"model.sparkify.{dimension}"]["config"]["dist"] == "all"
+    # No cluster here: compile without the queries that would ask one what exists.
+    compiled = dbt(
+        env,
+        "compile",
+        "--target",
+        "redshift",
+        "--no-introspect",
+        "--no-populate-cache",
+        "--target-path",
+        str(target),
+    )
+    assert compiled.returncode == 0, compiled.stdout[-3000:]
+    files = sorted((target / "compiled" / "sparkify").rglob("*.sql"))
+    models = [f for f in files if "/models/" in f.as_posix() and f.parent.suffix != ".yml"]
+    assert len(models) == 8
+    assert len(files) > 60
+    for path in files:
+        text = path.read_text()
+        for what, pattern in NOT_ON_REDSHIFT.items():
+            assert not re.search(pattern, text, re.I), f"{path.relative_to(target)} uses {what}"
+    events = (target / "compiled/sparkify/models/staging/sparkify/stg_sparkify__events.sql").read_text()
+    assert "timestamp 'epoch' + cast(ts as bigint) / 1000.0 * interval '1 second'" in events
+    songplays = (target / "compiled/sparkify/models/marts/fct_songplays.sql").read_text()
+    assert "regexp_replace(cast(song_title as" in songplays
+
+
+def test_the_redshift_check_catches_duckdb_sql(tmp_path):
+    duckdb_sql = "select epoch_ms(ts), list_value(1), regexp_replace(a, 'x', 'y', 'g') from t"
+    found = {what for what, pattern in NOT_ON_REDSHIFT.items() if re.search(pattern, duckdb_sql, re.I)}
+    assert found == {"DuckDB epoch_ms", "DuckDB list functions", "regexp flags argument"}
