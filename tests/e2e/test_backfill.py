@@ -39,6 +39,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 MARTS = tuple(f"analytics.{mart}" for mart in MARTS_)
 TABLES = ("raw.staging_events", "raw.staging_songs", *MARTS)
 LOAD_TIME_COLUMNS = {"loaded_at"}
+PG_PASSWORD = "known-warehouse-password"
 
 
 @pytest.fixture(scope="module")
@@ -253,6 +254,8 @@ def postgres_backfill(workspace, first_backfill, postgres_server, s3_server):
         "SPARKIFY_LAKE": lake,
         "SPARKIFY_WAREHOUSE": "postgres",
         "SPARKIFY_PG_DATABASE": database,
+        # The test server trusts local logins; the password is there to prove it never reaches a log.
+        "SPARKIFY_PG_PASSWORD": PG_PASSWORD,
         "AIRFLOW_HOME": str(workspace["root"] / "airflow-postgres"),
         "SPARKIFY_AIRFLOW_PORT": str(free_port()),
         "SPARKIFY_DBT_DOCS_DIR": str(workspace["root"] / "dbt_docs_postgres"),
@@ -272,6 +275,17 @@ def test_postgres_backfill_succeeds(postgres_backfill):
         assert [row[0] for row in cur.fetchall()] == [
             f"{postgres_backfill['lake']}/log_data/2018/11/2018-11-0{day}-events.json" for day in (1, 2)
         ]
+
+
+def test_no_secret_in_any_log(postgres_backfill):
+    assert postgres_backfill["result"].returncode == 0, postgres_backfill["result"].report
+    home = Path(postgres_backfill["env"]["AIRFLOW_HOME"])
+    logs = [path for path in home.rglob("*.log") if path.is_file()]
+    assert len(logs) > 30
+    for secret in (PG_PASSWORD, "sparkify-test-secret"):
+        leaks = [str(path) for path in logs if secret in path.read_text(errors="ignore")]
+        assert leaks == [], f"{secret!r} found in {leaks[:5]}"
+        assert secret not in postgres_backfill["result"].stdout + postgres_backfill["result"].stderr
 
 
 def test_duckdb_and_postgres_marts_are_identical(workspace, postgres_backfill):
