@@ -1,4 +1,8 @@
-"""``python -m sparkify.cli backfill|demo|airflow``: the pipeline through a real Airflow scheduler, locally."""
+"""The project's commands, behind the Makefile's targets: ``python -m sparkify.cli COMMAND``.
+
+backfill, demo, airflow run the pipeline through a real Airflow (scheduler, dag-processor, api-server) started
+locally; stage, sql, docs and manifest work on the warehouse and the dbt project without Airflow.
+"""
 
 from __future__ import annotations
 
