@@ -15,7 +15,7 @@ from datetime import date
 from typing import Any
 
 from sparkify import staging, summary
-from sparkify.dbt import DOCS_PATH
+from sparkify.dbt_docs import DOCS_PATH
 from sparkify.local_airflow import (
     DAG_ID,
     TERMINAL_RUN_STATES,

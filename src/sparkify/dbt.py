@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -13,8 +12,6 @@ from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, SourceRend
 from sparkify.settings import Settings
 
 PROFILE_NAME = "sparkify"
-DOCS_SLUG = "sparkify"
-DOCS_PATH = f"/cosmos/{DOCS_SLUG}/dbt_docs_index.html"
 
 
 class ManifestMissingError(FileNotFoundError):
@@ -124,16 +121,3 @@ def generate_docs(settings: Settings) -> Path:
     settings.dbt_docs_dir.mkdir(parents=True, exist_ok=True)
     run_dbt(settings, "docs", "generate", "--quiet", "--target-path", str(settings.dbt_docs_dir))
     return settings.dbt_docs_dir / "index.html"
-
-
-def docs_projects_config(settings: Settings) -> str:
-    """``[cosmos] dbt_docs_projects``: the Airflow UI's Browse menu links to these docs."""
-    return json.dumps(
-        {
-            DOCS_SLUG: {
-                "dir": str(settings.dbt_docs_dir),
-                "index": "index.html",
-                "name": "dbt docs: dbt_sparkify",
-            }
-        }
-    )

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from sparkify.dbt import docs_projects_config
+from sparkify.dbt_docs import docs_projects_config
 from sparkify.settings import Settings
 
 DAG_ID = "sparkify_daily"

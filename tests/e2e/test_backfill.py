@@ -20,7 +20,7 @@ import pytest
 
 from sparkify import warehouse
 from sparkify.datagen import generate
-from sparkify.dbt import DOCS_PATH, DOCS_SLUG
+from sparkify.dbt_docs import DOCS_PATH, DOCS_SLUG
 from sparkify.local_airflow import free_port, running
 from sparkify.settings import from_env
 from sparkify.summary import MARTS as MARTS_
