@@ -131,65 +131,60 @@ def ensure_tables(cur: psycopg2.extensions.cursor, raw_schema: str) -> None:
         cur.execute(schema.create_table_sql(raw_schema, table))
 
 
-def stage_events(settings: Settings, lake: Lake, day: date, key: str | None = None) -> StageResult:
-    """Replace the day's rows of ``staging_events`` with the day's log file, atomically."""
-    with lake.log_file(day, key) as (source, path):
-        return _stage_events(settings, day, source, path)
-
-
-def _stage_events(settings: Settings, day: date, source: str, path: Path) -> StageResult:
-    target = f"{settings.raw_schema}.{schema.EVENTS.name}"
+def _replace(
+    settings: Settings,
+    table: schema.RawTable,
+    documents: Iterable[tuple[str, int, str]],
+    replaced: sql.Composable,
+    metadata: sql.Composable,
+    source: str,
+    files: int,
+) -> StageResult:
+    """In one transaction: copy the documents, delete the ``replaced`` rows, insert the documents typed."""
+    target = f"{settings.raw_schema}.{table.name}"
     try:
         with transaction(settings) as cur:
             ensure_tables(cur, settings.raw_schema)
-            _copy_documents(cur, _log_lines(source, path))
+            _copy_documents(cur, documents)
             cur.execute(
-                sql.SQL("delete from {} where log_date = %s").format(
-                    sql.Identifier(settings.raw_schema, schema.EVENTS.name)
-                ),
-                [day],
+                sql.SQL("delete from {} where {}").format(
+                    sql.Identifier(settings.raw_schema, table.name), replaced
+                )
             )
-            _insert_select(
-                cur,
-                settings.raw_schema,
-                schema.EVENTS,
-                sql.SQL(
-                    "{day}::date, source_file, source_line, (now() at time zone 'utc')::timestamp"
-                ).format(day=sql.Literal(day.isoformat())),
-            )
+            _insert_select(cur, settings.raw_schema, table, metadata)
             rows = cur.rowcount
     except psycopg2.Error as error:
         raise RuntimeError(f"staging {source} into {target} failed: {error}") from error
-    log.info("staged %s rows from %s into %s", rows, source, target)
-    return StageResult(table=target, rows=rows, files=1, source=source)
+    log.info("staged %s rows from %s file(s) at %s into %s", rows, files, source, target)
+    return StageResult(table=target, rows=rows, files=files, source=source)
+
+
+def stage_events(settings: Settings, lake: Lake, day: date, key: str | None = None) -> StageResult:
+    """Replace the day's rows of ``staging_events`` with the day's log file, atomically."""
+    day_literal = sql.Literal(day.isoformat())
+    with lake.log_file(day, key) as (source, path):
+        return _replace(
+            settings,
+            schema.EVENTS,
+            _log_lines(source, path),
+            replaced=sql.SQL("log_date = {}::date").format(day_literal),
+            metadata=sql.SQL(
+                "{}::date, source_file, source_line, (now() at time zone 'utc')::timestamp"
+            ).format(day_literal),
+            source=source,
+            files=1,
+        )
 
 
 def stage_songs(settings: Settings, lake: Lake) -> StageResult:
     """Replace ``staging_songs`` with every song file in the lake, atomically."""
     with lake.song_files() as local:
-        return _stage_songs(settings, lake, local)
-
-
-def _stage_songs(settings: Settings, lake: Lake, local: LocalFiles) -> StageResult:
-    files = local.files
-    target = f"{settings.raw_schema}.{schema.SONGS.name}"
-    try:
-        with transaction(settings) as cur:
-            ensure_tables(cur, settings.raw_schema)
-            _copy_documents(cur, _song_documents(lake, local))
-            cur.execute(
-                sql.SQL("delete from {}").format(sql.Identifier(settings.raw_schema, schema.SONGS.name))
-            )
-            _insert_select(
-                cur,
-                settings.raw_schema,
-                schema.SONGS,
-                sql.SQL("source_file, (now() at time zone 'utc')::timestamp"),
-            )
-            rows = cur.rowcount
-    except psycopg2.Error as error:
-        raise RuntimeError(
-            f"staging song files under {lake.root}/song_data into {target} failed: {error}"
-        ) from error
-    log.info("staged %s rows from %s song files into %s", rows, len(files), target)
-    return StageResult(table=target, rows=rows, files=len(files), source=f"{lake.root}/song_data")
+        return _replace(
+            settings,
+            schema.SONGS,
+            _song_documents(lake, local),
+            replaced=sql.SQL("true"),
+            metadata=sql.SQL("source_file, (now() at time zone 'utc')::timestamp"),
+            source=f"{lake.root}/song_data",
+            files=len(local.files),
+        )
