@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from sparkify.settings import from_env, validate_identifier
@@ -30,7 +32,12 @@ def test_environment_overrides(tmp_path):
     assert settings.lake == str(tmp_path)
     assert settings.warehouse == "postgres"
     assert settings.writer_pool is None
-    assert settings.default_task_args() == {"retries": 0, "retry_delay": settings.retry_delay}
+    assert settings.default_task_args() == {
+        "retries": 0,
+        "retry_delay": settings.retry_delay,
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(minutes=30),
+    }
     assert settings.dbt_env()["SPARKIFY_DUCKDB_PATH"] == str(tmp_path / "w.duckdb")
 
 
@@ -56,3 +63,9 @@ def test_the_postgres_password_stays_out_of_reprs_and_dbt_env():
     assert "s3cr3t-value" not in repr(settings)
     assert "s3cr3t-value" not in str(settings.dbt_env())
     assert settings.dbt_env()["SPARKIFY_PG_PORT"] == "6543"
+
+
+@pytest.mark.parametrize("value", ["-0.1", "1.5", "lots"])
+def test_the_bad_record_ratio_is_a_share(value):
+    with pytest.raises(ValueError, match="SPARKIFY_MAX_BAD_RATIO"):
+        from_env({"SPARKIFY_HOME": str(REPO), "SPARKIFY_MAX_BAD_RATIO": value})

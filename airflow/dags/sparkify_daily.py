@@ -10,7 +10,11 @@ One run per day of logs. For the run's day (`ds`):
    followed by that model's tests: `stg_sparkify__events`, `stg_sparkify__songs` → `dim_users`,
    `dim_user_levels`, `dim_songs`, `dim_artists`, `fct_songplays` (the day deleted and re-inserted) →
    `dim_time`. A failing test stops what depends on it; the day's songplays are reconciled with its events.
-3. **summary** logs the rows staged for the day and the rows of every staging and mart table.
+3. **summary** logs the rows staged and quarantined for the day and the rows of every staging and mart table,
+   and records them in the warehouse's `raw.pipeline_audit`.
+
+A task that fails for good logs one `SPARKIFY_ALERT {json}` line (and e-mails it when `SPARKIFY_ALERT_CONN_ID`
+names an SMTP connection).
 4. **docs** regenerates the dbt docs (lineage, every model and column), served under *Browse → dbt docs*.
 
 Reruns are idempotent. The warehouse (`SPARKIFY_WAREHOUSE`) and the lake (`SPARKIFY_LAKE`) come from the
@@ -24,7 +28,8 @@ from airflow.sdk import chain, dag, task
 from cosmos import DbtTaskGroup
 
 from sparkify import staging
-from sparkify.dbt import generate_docs, task_group_args
+from sparkify.alerts import on_failure
+from sparkify.dbt import data_test_count, generate_docs, task_group_args
 from sparkify.lake import LOG_KEY_TEMPLATE
 from sparkify.settings import settings
 from sparkify.staging import redshift
@@ -40,7 +45,7 @@ SETTINGS = settings()
     catchup=False,
     max_active_runs=SETTINGS.max_active_runs,
     tags=["sparkify", "dbt", SETTINGS.warehouse],
-    default_args=SETTINGS.default_task_args(),
+    default_args={**SETTINGS.default_task_args(), "on_failure_callback": on_failure},
     doc_md=__doc__,
 )
 def sparkify_daily() -> None:
@@ -53,8 +58,8 @@ def sparkify_daily() -> None:
         return staging.stage_songs(SETTINGS)
 
     @task
-    def summary(ds: str | None = None) -> dict[str, int]:
-        return log_counts(SETTINGS, pendulum.Date.fromisoformat(ds))
+    def summary(ds: str | None = None, run_id: str | None = None) -> dict[str, int]:
+        return log_counts(SETTINGS, pendulum.Date.fromisoformat(ds), run_id, data_test_count(SETTINGS))
 
     @task
     def docs() -> str:

@@ -121,3 +121,11 @@ def generate_docs(settings: Settings) -> Path:
     settings.dbt_docs_dir.mkdir(parents=True, exist_ok=True)
     run_dbt(settings, "docs", "generate", "--quiet", "--target-path", str(settings.dbt_docs_dir))
     return settings.dbt_docs_dir / "index.html"
+
+
+def data_test_count(settings: Settings) -> int:
+    """How many dbt data tests the project runs (a run that reaches its summary has passed them all)."""
+    import json
+
+    nodes = json.loads(require_manifest(settings.manifest_path).read_text())["nodes"].values()
+    return sum(node["resource_type"] == "test" for node in nodes)

@@ -21,6 +21,16 @@ def validate_identifier(name: str, what: str) -> str:
     return name
 
 
+def _ratio(text: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{what} must be a number from 0 to 1 (a share of the records), got {text!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class PostgresSettings:
     """The PostgreSQL warehouse, from the same SPARKIFY_PG_* variables that profiles.yml reads."""
@@ -53,6 +63,8 @@ class Settings:
     retries: int
     retry_delay: timedelta
     max_active_runs: int
+    # Above this share of a load's records quarantined (bad lines of a day, bad song files), the load fails.
+    max_bad_ratio: float = 0.01
 
     @property
     def manifest_path(self) -> Path:
@@ -68,7 +80,14 @@ class Settings:
         return self.duckdb_pool if self.warehouse == "duckdb" else None
 
     def default_task_args(self) -> dict[str, object]:
-        args: dict[str, object] = {"retries": self.retries, "retry_delay": self.retry_delay}
+        # Retries back off exponentially (delay x 2 per try, capped): a warehouse or lake that is down for a while
+        # is waited for, not hammered.
+        args: dict[str, object] = {
+            "retries": self.retries,
+            "retry_delay": self.retry_delay,
+            "retry_exponential_backoff": 2.0,
+            "max_retry_delay": max(self.retry_delay, timedelta(minutes=30)),
+        }
         if self.writer_pool:
             args["pool"] = self.writer_pool
         return args
@@ -127,6 +146,7 @@ def from_env(environ: os._Environ[str] | dict[str, str] | None = None) -> Settin
         retries=int(env.get("SPARKIFY_RETRIES", "2")),
         retry_delay=timedelta(seconds=float(env.get("SPARKIFY_RETRY_DELAY_SECONDS", "300"))),
         max_active_runs=int(env.get("SPARKIFY_MAX_ACTIVE_RUNS", "1")),
+        max_bad_ratio=_ratio(env.get("SPARKIFY_MAX_BAD_RATIO", "0.01"), "SPARKIFY_MAX_BAD_RATIO"),
     )
 
 

@@ -17,6 +17,7 @@ MARTS = ("fct_songplays", "dim_users", "dim_user_levels", "dim_songs", "dim_arti
 
 def table_counts(settings: Settings, day: date | None = None) -> dict[str, int]:
     """Rows per staging and mart table; with ``day``, also the day's staged events and songplays."""
+    quarantine = f"{settings.raw_schema}.{schema.QUARANTINE.name}"
     queries = {
         f"{settings.raw_schema}.{schema.EVENTS.name}": f"select count(*) from {settings.raw_schema}.{schema.EVENTS.name}",
         f"{settings.raw_schema}.{schema.SONGS.name}": f"select count(*) from {settings.raw_schema}.{schema.SONGS.name}",
@@ -35,6 +36,12 @@ def table_counts(settings: Settings, day: date | None = None) -> dict[str, int]:
         queries["day.songplays"] = (
             f"select count(*) from {MART_SCHEMA}.fct_songplays where log_date = date '{iso}'"
         )
+        queries["day.quarantined_lines"] = (
+            f"select count(*) from {quarantine} where source_table = '{schema.EVENTS.name}' and log_date = date '{iso}'"
+        )
+    queries["quarantined_song_files"] = (
+        f"select count(*) from {quarantine} where source_table = '{schema.SONGS.name}'"
+    )
     counts = {}
     with warehouse.cursor(settings) as cur:
         for name, sql in queries.items():
@@ -43,12 +50,69 @@ def table_counts(settings: Settings, day: date | None = None) -> dict[str, int]:
     return counts
 
 
-def log_counts(settings: Settings, day: date) -> dict[str, int]:
-    """Log the run's counts, one line per table, and return them (the summary task's XCom)."""
+def audit_rows(
+    settings: Settings, counts: dict[str, int], run_id: str, day: date, tests_passed: int
+) -> list[tuple[object, ...]]:
+    """The run's audit rows, one per table: (run_id, log_date, table_name, rows_for_day, rows_quarantined,
+    rows_total, dbt_tests_passed)."""
+    events = f"{settings.raw_schema}.{schema.EVENTS.name}"
+    songs = f"{settings.raw_schema}.{schema.SONGS.name}"
+    for_day = {
+        events: (counts["day.staged_events"], counts["day.quarantined_lines"]),
+        songs: (counts[songs], counts["quarantined_song_files"]),
+        f"{MART_SCHEMA}.fct_songplays": (counts["day.songplays"], None),
+    }
+    return [
+        (run_id, day, table, *for_day.get(table, (None, None)), counts[table], tests_passed)
+        for table in (events, songs, *(f"{MART_SCHEMA}.{mart}" for mart in MARTS))
+    ]
+
+
+def _literal(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, date):
+        return f"date '{value.isoformat()}'"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def record_audit(settings: Settings, rows: list[tuple[object, ...]]) -> None:
+    """Replace the run's rows of the audit table (a rerun of the run records its latest counts)."""
+    table = f"{settings.raw_schema}.{schema.AUDIT.name}"
+    values = ",\n".join("(" + ", ".join(map(_literal, row)) + ", current_timestamp)" for row in rows)
+    statements = [
+        f"create schema if not exists {settings.raw_schema}",
+        schema.create_table_sql(settings.raw_schema, schema.AUDIT),
+        "begin",
+        f"delete from {table} where run_id = {_literal(rows[0][0])}",
+        f"insert into {table} values {values}",
+        "commit",
+    ]
+    with warehouse.cursor(settings, read_only=False) as cur:
+        for statement in statements:
+            cur.execute(statement)
+
+
+def log_counts(
+    settings: Settings, day: date, run_id: str | None = None, tests_passed: int = 0
+) -> dict[str, int]:
+    """Log the run's counts, one line per table, record them in the audit table (with ``run_id``), and return
+    them (the summary task's XCom)."""
     counts = table_counts(settings, day)
     width = max(len(name) for name in counts)
     for name, rows in counts.items():
         log.info("%s %12d", name.ljust(width), rows)
+    if run_id is not None:
+        record_audit(settings, audit_rows(settings, counts, run_id, day, tests_passed))
+        log.info(
+            "recorded in %s.%s: run %s, %d dbt tests passed",
+            settings.raw_schema,
+            schema.AUDIT.name,
+            run_id,
+            tests_passed,
+        )
     if counts["day.staged_nextsong"] != counts["day.songplays"]:
         log.warning(
             "day %s: %d NextSong events staged but %d songplays loaded",

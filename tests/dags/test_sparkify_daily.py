@@ -91,6 +91,9 @@ def test_schedule_and_run_settings(dag):
         assert task.pool == "sparkify_duckdb", task.task_id
         assert task.retries == 2
         assert task.retry_delay == timedelta(minutes=5)
+        assert task.retry_exponential_backoff == 2.0
+        assert task.max_retry_delay == timedelta(minutes=30)
+        assert task.on_failure_callback, task.task_id
 
 
 def test_dbt_tasks_run_the_day_of_the_logical_date(dag):

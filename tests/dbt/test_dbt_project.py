@@ -257,6 +257,39 @@ def test_summary_counts(warehouse):
         assert counts[table] == fetch(warehouse, f"select count(*) from {table}")[0][0]
 
 
+def test_the_summary_records_each_run_in_the_audit_table(warehouse, tmp_path):
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(warehouse["db"], copy)
+    settings = from_env({**warehouse["env"], "SPARKIFY_DUCKDB_PATH": str(copy)})
+    day = date(2018, 11, 2)
+    summary.log_counts(settings, day, "scheduled__2018-11-02T00:00:00+00:00", 41)
+    counts = summary.log_counts(settings, day, "scheduled__2018-11-02T00:00:00+00:00", 42)
+    summary.log_counts(settings, date(2018, 11, 1), "manual__2018-11-01", 42)
+    with duckdb.connect(str(copy), read_only=True) as con:
+        rows = con.execute(
+            "select table_name, rows_for_day, rows_quarantined, rows_total, dbt_tests_passed "
+            "from raw.pipeline_audit where run_id like 'scheduled__2018-11-02%' order by table_name"
+        ).fetchall()
+        runs = con.execute("select count(distinct run_id), count(*) from raw.pipeline_audit").fetchone()
+    assert runs == (2, 16)
+    by_table = {row[0]: row[1:] for row in rows}
+    assert by_table["raw.staging_events"] == (
+        counts["day.staged_events"],
+        0,
+        counts["raw.staging_events"],
+        42,
+    )
+    assert by_table["raw.staging_songs"] == (counts["raw.staging_songs"], 0, counts["raw.staging_songs"], 42)
+    assert by_table["analytics.fct_songplays"] == (
+        counts["day.songplays"],
+        None,
+        counts["analytics.fct_songplays"],
+        42,
+    )
+    assert by_table["analytics.dim_users"] == (None, None, counts["analytics.dim_users"], 42)
+    assert len(by_table) == 8 and counts["day.staged_events"] > 0
+
+
 # Functions and syntax of DuckDB or PostgreSQL that Redshift does not have.
 NOT_ON_REDSHIFT = {
     "DuckDB epoch_ms": r"\bepoch_ms\s*\(",

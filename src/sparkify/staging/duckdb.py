@@ -1,4 +1,5 @@
-"""Staging on DuckDB: the native JSON reader with explicit column types, one transaction per load."""
+"""Staging on DuckDB: each record read as text, checked and cast in SQL by the rules of ``rules``, one transaction
+per load. Valid records land in the raw table; the others in ``staging_quarantine``, with the reason."""
 
 from __future__ import annotations
 
@@ -11,21 +12,17 @@ from pathlib import Path
 import duckdb
 
 from sparkify.lake import Lake, LocalFiles
-from sparkify.staging import schema
+from sparkify.staging import rules, schema
 from sparkify.staging.result import StageResult
 
 log = logging.getLogger(__name__)
 
 _DUCKDB_TYPES = {"double precision": "DOUBLE"}
+_BLANKS = "' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13)"
 
 
-def _columns_arg(table: schema.RawTable) -> str:
-    """The ``columns={...}`` struct literal that pins every JSON field's type."""
-    pairs = ", ".join(
-        f"'{column.json_key}': '{_DUCKDB_TYPES.get(column.sql_type, column.sql_type).upper()}'"
-        for column in table.columns
-    )
-    return "{" + pairs + "}"
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 @contextmanager
@@ -40,85 +37,204 @@ def connect(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
 
 def ensure_tables(con: duckdb.DuckDBPyConnection, raw_schema: str) -> None:
     con.execute(f"create schema if not exists {raw_schema}")
-    for table in (schema.EVENTS, schema.SONGS):
+    for table in schema.TABLES:
         con.execute(schema.create_table_sql(raw_schema, table))
 
 
-def _source_select(table: schema.RawTable) -> str:
-    return ", ".join(
-        column.name if column.name == column.json_key else f'"{column.json_key}" as {column.name}'
-        for column in table.columns
+def _cast(column: schema.Column, value: str) -> str:
+    """SQL casting the field's text ``value`` to the column's type; NULL where the rules refuse it."""
+    sql_type = _DUCKDB_TYPES.get(column.sql_type, column.sql_type).upper()
+    if column.sql_type == "varchar":
+        return value
+    pattern = rules.INTEGER_PATTERN if column.sql_type in rules.RANGES else rules.NUMBER_PATTERN
+    return (
+        f"case when regexp_full_match({value}, {_literal(pattern)}) "
+        f"then try_cast(trim({value}, {_BLANKS}) as {sql_type}) end"
     )
 
 
+def _records_sql(table: schema.RawTable, records: str, blank: str) -> str:
+    """Select ``(record_no, record, reason, <columns typed>)`` from ``records`` (a relation of ``record_no,
+    record``): ``reason`` is NULL for a valid record, else why it is quarantined."""
+    paths = ", ".join(_literal(f'$."{column.json_key}"') for column in table.columns)
+    typed = ",\n".join(
+        f"{_cast(column, f'v[{i}]')} as {column.name}" for i, column in enumerate(table.columns, start=1)
+    )
+    errors = ", ".join(
+        f"case when v[{i}] is not null and {column.name} is null then "
+        f"{_literal(column.json_key + ': cannot cast ' + chr(39))} || v[{i}] || "
+        f"{_literal(chr(39) + ' to ' + column.sql_type)} end"
+        for i, column in enumerate(table.columns, start=1)
+        if column.sql_type != "varchar"
+    )
+    names = ", ".join(column.name for column in table.columns)
+    return f"""
+        with checked as (
+            select record_no, record,
+                case
+                    when json_valid(record) then
+                        case when starts_with(ltrim(record, {_BLANKS}), '{{') then null
+                        else {_literal(rules.NOT_OBJECT)} end
+                    when trim(record, {_BLANKS}) = '' then {_literal(blank)}
+                    else {_literal(rules.NOT_JSON)}
+                end as problem
+            from {records}
+        ),
+        extracted as (
+            select record_no, record, problem,
+                case when problem is null then json_extract_string(record, [{paths}]) end as v
+            from checked
+        ),
+        typed as (
+            select record_no, record, problem, v,
+            {typed}
+            from extracted
+        )
+        select record_no, record,
+            coalesce(
+                problem,
+                case when len(list_filter(v, x -> x is not null)) = 0 then {_literal(rules.NO_FIELD)} end,
+                nullif(concat_ws('; ', {errors}), '')
+            ) as reason,
+            {names}
+        from typed
+    """
+
+
+def _first_bad(con: duckdb.DuckDBPyConnection, source: str | None) -> list[rules.Bad]:
+    rows = con.execute(
+        "select record_no, record, reason from staged_records where reason is not null "
+        f"order by record_no limit {rules.FIRST_BAD_SHOWN}"
+    ).fetchall()
+    if source is None:  # song files: the record is the file
+        return [rules.Bad(name, None, text, reason) for name, text, reason in rows]
+    return [rules.Bad(source, line, text, reason) for line, text, reason in rows]
+
+
 def stage_events(
-    con: duckdb.DuckDBPyConnection, lake: Lake, day: date, raw_schema: str, key: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    lake: Lake,
+    day: date,
+    raw_schema: str,
+    key: str | None = None,
+    max_bad_ratio: float = 0.01,
 ) -> StageResult:
-    """Replace the day's rows of ``staging_events`` with the day's log file, atomically."""
+    """Replace the day's rows of ``staging_events`` (and its quarantine) with the day's log file, atomically."""
     with lake.log_file(day, key) as (source, path):
-        return _stage_events(con, day, raw_schema, source, path)
+        return _stage_events(con, day, raw_schema, source, path, max_bad_ratio)
 
 
 def _stage_events(
-    con: duckdb.DuckDBPyConnection, day: date, raw_schema: str, source: str, path: Path
+    con: duckdb.DuckDBPyConnection, day: date, raw_schema: str, source: str, path: Path, max_bad_ratio: float
 ) -> StageResult:
     ensure_tables(con, raw_schema)
     target = f"{raw_schema}.{schema.EVENTS.name}"
-    con.execute("begin transaction")
-    try:
-        con.execute(f"delete from {target} where log_date = ?", [day])
-        con.execute(
-            f"""
-            insert into {target}
-            select {_source_select(schema.EVENTS)},
-                ? as log_date,
-                ? as source_file,
-                row_number() over () as source_line,
-                current_timestamp as loaded_at
-            from read_json(?, columns = {_columns_arg(schema.EVENTS)}, format = 'newline_delimited')
-            """,
-            [day, source, str(path)],
+    quarantine = f"{raw_schema}.{schema.QUARANTINE.name}"
+    # Lines split from the file's text keep their numbers, blank ones included; a final newline ends the last
+    # line rather than starting an empty one.
+    lines = f"""(
+        select unnest(lines) as record, generate_subscripts(lines, 1) as record_no
+        from (
+            select string_split(regexp_replace(content, '\\n$', ''), chr(10)) as lines
+            from read_text({_literal(str(path))}) where content <> ''
         )
-        rows = con.execute(f"select count(*) from {target} where log_date = ?", [day]).fetchone()[0]
-        con.execute("commit")
+    )"""
+    try:
+        con.execute(f"create or replace temp table raw_records as select record_no, record from {lines}")
+        con.execute(
+            "create or replace temp table staged_records as "
+            + _records_sql(schema.EVENTS, "raw_records", rules.BLANK)
+        )
+        records, bad = con.execute("select count(*), count(reason) from staged_records").fetchone()
+        rules.check_ratio(source, records, bad, _first_bad(con, source), max_bad_ratio)
+        columns = ", ".join(column.name for column in schema.EVENTS.columns)
+        con.execute("begin transaction")
+        try:
+            con.execute(f"delete from {target} where log_date = ?", [day])
+            con.execute(
+                f"delete from {quarantine} where source_table = ? and log_date = ?", [schema.EVENTS.name, day]
+            )
+            con.execute(
+                f"insert into {target} select {columns}, ? as log_date, ? as source_file, "
+                "record_no as source_line, current_timestamp as loaded_at "
+                "from staged_records where reason is null order by record_no",
+                [day, source],
+            )
+            con.execute(
+                f"insert into {quarantine} select ?, ?, ?, record_no, left(record, {rules.RAW_TEXT_LIMIT}), reason, "
+                "current_timestamp from staged_records where reason is not null order by record_no",
+                [schema.EVENTS.name, day, source],
+            )
+            con.execute("commit")
+        except duckdb.Error:
+            con.execute("rollback")
+            raise
     except duckdb.Error as error:
-        con.execute("rollback")
         raise RuntimeError(f"staging {source} into {target} failed: {error}") from error
-    log.info("staged %s rows from %s into %s", rows, source, target)
-    return StageResult(table=target, rows=rows, files=1, source=source)
+    finally:
+        con.execute("drop table if exists staged_records")
+        con.execute("drop table if exists raw_records")
+    rows = records - bad
+    log.info("staged %s rows from %s into %s; %s of %s lines quarantined", rows, source, target, bad, records)
+    return StageResult(table=target, rows=rows, files=1, source=source, records=records, quarantined=bad)
 
 
-def stage_songs(con: duckdb.DuckDBPyConnection, lake: Lake, raw_schema: str) -> StageResult:
-    """Replace ``staging_songs`` with every song file in the lake, atomically."""
+def stage_songs(
+    con: duckdb.DuckDBPyConnection, lake: Lake, raw_schema: str, max_bad_ratio: float = 0.01
+) -> StageResult:
+    """Replace ``staging_songs`` (and its quarantine) with every song file in the lake, atomically."""
     with lake.song_files() as local:
-        return _stage_songs(con, lake, raw_schema, local)
+        return _stage_songs(con, lake, raw_schema, local, max_bad_ratio)
 
 
 def _stage_songs(
-    con: duckdb.DuckDBPyConnection, lake: Lake, raw_schema: str, local: LocalFiles
+    con: duckdb.DuckDBPyConnection, lake: Lake, raw_schema: str, local: LocalFiles, max_bad_ratio: float
 ) -> StageResult:
     files = local.files
     ensure_tables(con, raw_schema)
     target = f"{raw_schema}.{schema.SONGS.name}"
-    con.execute("begin transaction")
+    quarantine = f"{raw_schema}.{schema.QUARANTINE.name}"
+    source = f"{lake.root}/song_data"
+    listing = "[" + ", ".join(_literal(str(file)) for file in files) + "]"
+    # A song file is one record, named by its address in the lake.
+    documents = f"""(
+        select {_literal(lake.root.rstrip("/"))} || substr(filename, {len(str(local.root)) + 1}) as record_no,
+            content as record
+        from read_text({listing})
+    )"""
     try:
-        con.execute(f"delete from {target}")
+        con.execute(f"create or replace temp table raw_records as select record_no, record from {documents}")
         con.execute(
-            f"""
-            insert into {target}
-            select {_source_select(schema.SONGS)},
-                ? || substr(filename, ?) as source_file,
-                current_timestamp as loaded_at
-            from read_json(?, columns = {_columns_arg(schema.SONGS)}, format = 'auto', filename = true)
-            """,
-            [lake.root.rstrip("/"), len(str(local.root)) + 1, [str(file) for file in files]],
+            "create or replace temp table staged_records as "
+            + _records_sql(schema.SONGS, "raw_records", rules.EMPTY)
         )
-        rows = con.execute(f"select count(*) from {target}").fetchone()[0]
-        con.execute("commit")
+        records, bad = con.execute("select count(*), count(reason) from staged_records").fetchone()
+        rules.check_ratio(source, records, bad, _first_bad(con, None), max_bad_ratio, unit="song files")
+        columns = ", ".join(column.name for column in schema.SONGS.columns)
+        con.execute("begin transaction")
+        try:
+            con.execute(f"delete from {target}")
+            con.execute(f"delete from {quarantine} where source_table = ?", [schema.SONGS.name])
+            con.execute(
+                f"insert into {target} select {columns}, record_no as source_file, current_timestamp as loaded_at "
+                "from staged_records where reason is null order by record_no"
+            )
+            con.execute(
+                f"insert into {quarantine} select ?, null, record_no, null, left(record, {rules.RAW_TEXT_LIMIT}), "
+                "reason, current_timestamp from staged_records where reason is not null order by record_no",
+                [schema.SONGS.name],
+            )
+            con.execute("commit")
+        except duckdb.Error:
+            con.execute("rollback")
+            raise
     except duckdb.Error as error:
-        con.execute("rollback")
-        raise RuntimeError(
-            f"staging song files under {lake.root}/song_data into {target} failed: {error}"
-        ) from error
-    log.info("staged %s rows from %s song files into %s", rows, len(files), target)
-    return StageResult(table=target, rows=rows, files=len(files), source=f"{lake.root}/song_data")
+        raise RuntimeError(f"staging song files under {source} into {target} failed: {error}") from error
+    finally:
+        con.execute("drop table if exists staged_records")
+        con.execute("drop table if exists raw_records")
+    rows = records - bad
+    log.info("staged %s rows from %s song files into %s; %s files quarantined", rows, len(files), target, bad)
+    return StageResult(
+        table=target, rows=rows, files=len(files), source=source, records=records, quarantined=bad
+    )

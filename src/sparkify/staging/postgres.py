@@ -1,15 +1,13 @@
-"""Staging on PostgreSQL: the lake's JSON streamed with COPY FROM STDIN, typed by SQL casts, one transaction per load.
-
-Each JSON document is copied as one text field into a temporary table (bulk, no row-by-row INSERT); a single
-INSERT ... SELECT then casts every field to the type the raw schema gives it, so PostgreSQL and DuckDB land the
-same values.
+"""Staging on PostgreSQL: each record parsed and cast in Python by the rules of ``rules``, the typed rows bulk-loaded
+with COPY FROM STDIN (no row-by-row INSERT), one transaction per load. Valid records land in the raw table; the
+others in ``staging_quarantine``, with the reason.
 """
 
 from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -20,18 +18,13 @@ from psycopg2 import sql
 
 from sparkify.lake import Lake, LocalFiles
 from sparkify.settings import Settings
-from sparkify.staging import schema
+from sparkify.staging import rules, schema
 from sparkify.staging.result import StageResult
 
 log = logging.getLogger(__name__)
 
-# COPY's CSV format with separators that JSON text cannot contain unescaped: a whole document is one field.
-_FIELD = "\x02"
-_QUOTE = "\x01"
-_COPY_LINES = (
-    "copy {table} (source_file, source_line, doc) from stdin "
-    "with (format csv, delimiter e'\\x02', quote e'\\x01')"
-)
+# PostgreSQL text cannot hold NUL: a record carrying one is quarantined, not silently altered.
+NUL = "contains the NUL character (\\u0000), which PostgreSQL text cannot hold"
 
 
 def connect(settings: Settings) -> psycopg2.extensions.connection:
@@ -75,116 +68,162 @@ def transaction(settings: Settings) -> Iterator[psycopg2.extensions.cursor]:
         con.close()
 
 
-def _cast(column: schema.Column) -> sql.Composable:
-    """``(document ->> 'key')::type``: the JSON field as text, cast to the column's type."""
-    return sql.SQL("(parsed.document ->> {key})::{type} as {name}").format(
-        key=sql.Literal(column.json_key), type=sql.SQL(column.sql_type), name=sql.Identifier(column.name)
-    )
-
-
-def _copy_documents(cur: psycopg2.extensions.cursor, rows: Iterable[tuple[str, int, str]]) -> None:
-    cur.execute(
-        "create temporary table staging_documents (source_file text, source_line integer, doc text) "
-        "on commit drop"
-    )
-    buffer = io.StringIO()
-    for source_file, line, doc in rows:
-        buffer.write(f"{_QUOTE}{source_file}{_QUOTE}{_FIELD}{line}{_FIELD}{_QUOTE}{doc}{_QUOTE}\n")
-    buffer.seek(0)
-    cur.copy_expert(_COPY_LINES.format(table="staging_documents"), buffer)
-
-
-def _log_lines(source: str, path: Path) -> Iterator[tuple[str, int, str]]:
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if line.strip():
-                yield source, number, line.rstrip("\n")
-
-
-def _song_documents(lake: Lake, local: LocalFiles) -> Iterator[tuple[str, int, str]]:
-    for path in local.files:
-        # JSON allows a line break only between tokens, where a space means the same.
-        text = path.read_text(encoding="utf-8").replace("\n", " ").replace("\r", " ").strip()
-        yield lake.uri(path.relative_to(local.root).as_posix()), 1, text
-
-
-def _insert_select(
-    cur: psycopg2.extensions.cursor, raw_schema: str, table: schema.RawTable, extra: sql.SQL
-) -> None:
-    columns = [column.name for column in table.all_columns]
-    cur.execute(
-        sql.SQL(
-            "insert into {target} ({columns}) select {casts}, {extra} from staging_documents, "
-            "lateral (select doc::jsonb as document) as parsed"
-        ).format(
-            target=sql.Identifier(raw_schema, table.name),
-            columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
-            casts=sql.SQL(", ").join(_cast(column) for column in table.columns),
-            extra=extra,
-        )
-    )
-
-
 def ensure_tables(cur: psycopg2.extensions.cursor, raw_schema: str) -> None:
     cur.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(raw_schema)))
-    for table in (schema.EVENTS, schema.SONGS):
+    for table in schema.TABLES:
         cur.execute(schema.create_table_sql(raw_schema, table))
+
+
+def _field(value: object) -> str:
+    """One value in COPY's text format."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, float):
+        return repr(value)
+    # A NUL can only be in a quarantined record's raw text (valid records holding one are refused).
+    text = str(value).replace("\x00", "\ufffd")
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _copy(
+    cur: psycopg2.extensions.cursor, table: sql.Composable, columns: Sequence[str], rows: Iterable
+) -> None:
+    buffer = io.StringIO()
+    for row in rows:
+        buffer.write("\t".join(_field(value) for value in row) + "\n")
+    buffer.seek(0)
+    statement = sql.SQL("copy {} ({}) from stdin").format(
+        table, sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    cur.copy_expert(statement.as_string(cur), buffer)
+
+
+def _check(table: schema.RawTable, text: str, blank: str) -> tuple[tuple[object, ...] | None, str | None]:
+    values, reason = rules.parse_record(table, text, blank)
+    if values is not None and any(isinstance(value, str) and "\x00" in value for value in values):
+        return None, NUL
+    return values, reason
+
+
+def _log_records(
+    source: str, path: Path
+) -> tuple[list[tuple[int, tuple[object, ...]]], list[rules.Bad], int]:
+    """The file's valid lines (number, values), its bad lines, and how many lines it has."""
+    good, bad, number = [], [], 0
+    try:
+        with path.open(encoding="utf-8", newline="\n") as fh:
+            for number, line in enumerate(fh, start=1):
+                text = line.removesuffix("\n")
+                values, reason = _check(schema.EVENTS, text, rules.BLANK)
+                if reason is None:
+                    good.append((number, values))
+                else:
+                    bad.append(rules.Bad(source, number, rules.clip(text), reason))
+    except UnicodeDecodeError as error:
+        raise RuntimeError(f"{source}: not UTF-8 text after line {number}: {error}") from error
+    return good, bad, number
+
+
+def _song_records(
+    lake: Lake, local: LocalFiles
+) -> tuple[list[tuple[str, tuple[object, ...]]], list[rules.Bad]]:
+    good, bad = [], []
+    for path in local.files:
+        uri = lake.uri(path.relative_to(local.root).as_posix())
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as error:
+            raise RuntimeError(f"{uri}: not UTF-8 text: {error}") from error
+        values, reason = _check(schema.SONGS, text, rules.EMPTY)
+        if reason is None:
+            good.append((uri, values))
+        else:
+            bad.append(rules.Bad(uri, None, rules.clip(text), reason))
+    return good, bad
 
 
 def _replace(
     settings: Settings,
     table: schema.RawTable,
-    documents: Iterable[tuple[str, int, str]],
+    rows: Iterable[tuple[object, ...]],
+    bad: Iterable[tuple[object, ...]],
     replaced: sql.Composable,
-    metadata: sql.Composable,
+    quarantine_replaced: sql.Composable,
     source: str,
-    files: int,
-) -> StageResult:
-    """In one transaction: copy the documents, delete the ``replaced`` rows, insert the documents typed."""
-    target = f"{settings.raw_schema}.{table.name}"
+) -> None:
+    """In one transaction: delete the ``replaced`` rows and their quarantine, copy in the new rows and bad records."""
+    target = sql.Identifier(settings.raw_schema, table.name)
+    quarantine = sql.Identifier(settings.raw_schema, schema.QUARANTINE.name)
     try:
         with transaction(settings) as cur:
             ensure_tables(cur, settings.raw_schema)
-            _copy_documents(cur, documents)
+            cur.execute(sql.SQL("delete from {} where {}").format(target, replaced))
             cur.execute(
-                sql.SQL("delete from {} where {}").format(
-                    sql.Identifier(settings.raw_schema, table.name), replaced
+                sql.SQL("delete from {} where source_table = {} and {}").format(
+                    quarantine, sql.Literal(table.name), quarantine_replaced
                 )
             )
-            _insert_select(cur, settings.raw_schema, table, metadata)
-            rows = cur.rowcount
+            _copy(cur, target, [column.name for column in table.all_columns], rows)
+            _copy(cur, quarantine, [column.name for column in schema.QUARANTINE.all_columns], bad)
     except psycopg2.Error as error:
-        raise RuntimeError(f"staging {source} into {target} failed: {error}") from error
-    log.info("staged %s rows from %s file(s) at %s into %s", rows, files, source, target)
-    return StageResult(table=target, rows=rows, files=files, source=source)
+        raise RuntimeError(
+            f"staging {source} into {settings.raw_schema}.{table.name} failed: {error}"
+        ) from error
+
+
+def _now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
 
 
 def stage_events(settings: Settings, lake: Lake, day: date, key: str | None = None) -> StageResult:
-    """Replace the day's rows of ``staging_events`` with the day's log file, atomically."""
-    day_literal = sql.Literal(day.isoformat())
+    """Replace the day's rows of ``staging_events`` (and its quarantine) with the day's log file, atomically."""
     with lake.log_file(day, key) as (source, path):
-        return _replace(
-            settings,
-            schema.EVENTS,
-            _log_lines(source, path),
-            replaced=sql.SQL("log_date = {}::date").format(day_literal),
-            metadata=sql.SQL(
-                "{}::date, source_file, source_line, (now() at time zone 'utc')::timestamp"
-            ).format(day_literal),
-            source=source,
-            files=1,
-        )
+        good, bad, records = _log_records(source, path)
+    rules.check_ratio(source, records, len(bad), bad, settings.max_bad_ratio)
+    now = _now()
+    day_literal = sql.Literal(day.isoformat())
+    _replace(
+        settings,
+        schema.EVENTS,
+        ((*values, day, source, number, now) for number, values in good),
+        ((schema.EVENTS.name, day, b.source_file, b.line, b.raw_text, b.reason, now) for b in bad),
+        replaced=sql.SQL("log_date = {}::date").format(day_literal),
+        quarantine_replaced=sql.SQL("log_date = {}::date").format(day_literal),
+        source=source,
+    )
+    target = f"{settings.raw_schema}.{schema.EVENTS.name}"
+    log.info(
+        "staged %s rows from %s into %s; %s of %s lines quarantined",
+        len(good),
+        source,
+        target,
+        len(bad),
+        records,
+    )
+    return StageResult(target, len(good), 1, source, records=records, quarantined=len(bad))
 
 
 def stage_songs(settings: Settings, lake: Lake) -> StageResult:
-    """Replace ``staging_songs`` with every song file in the lake, atomically."""
+    """Replace ``staging_songs`` (and its quarantine) with every song file in the lake, atomically."""
+    source = f"{lake.root}/song_data"
     with lake.song_files() as local:
-        return _replace(
-            settings,
-            schema.SONGS,
-            _song_documents(lake, local),
-            replaced=sql.SQL("true"),
-            metadata=sql.SQL("source_file, (now() at time zone 'utc')::timestamp"),
-            source=f"{lake.root}/song_data",
-            files=len(local.files),
-        )
+        good, bad = _song_records(lake, local)
+        files = len(local.files)
+    rules.check_ratio(source, files, len(bad), bad, settings.max_bad_ratio, unit="song files")
+    now = _now()
+    _replace(
+        settings,
+        schema.SONGS,
+        ((*values, uri, now) for uri, values in good),
+        ((schema.SONGS.name, None, b.source_file, None, b.raw_text, b.reason, now) for b in bad),
+        replaced=sql.SQL("true"),
+        quarantine_replaced=sql.SQL("true"),
+        source=source,
+    )
+    target = f"{settings.raw_schema}.{schema.SONGS.name}"
+    log.info(
+        "staged %s rows from %s song files into %s; %s files quarantined", len(good), files, target, len(bad)
+    )
+    return StageResult(target, len(good), files, source, records=files, quarantined=len(bad))

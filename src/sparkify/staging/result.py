@@ -1,4 +1,4 @@
-"""What a staging load reports: the table, rows landed, files read and where they came from."""
+"""What a staging load reports: the table, rows landed, records refused, files read and where they came from."""
 
 from __future__ import annotations
 
@@ -11,3 +11,6 @@ class StageResult:
     rows: int
     files: int
     source: str
+    # Records read (log lines, or song files) and, of those, quarantined.
+    records: int = 0
+    quarantined: int = 0

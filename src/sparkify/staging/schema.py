@@ -83,6 +83,39 @@ SONGS = RawTable(
 )
 
 
+QUARANTINE = RawTable(
+    name="staging_quarantine",
+    columns=(),
+    metadata=(
+        Column("source_table", "varchar"),
+        Column("log_date", "date"),
+        Column("source_file", "varchar"),
+        Column("source_line", "integer"),
+        Column("raw_text", "varchar"),
+        Column("reason", "varchar"),
+        Column("quarantined_at", "timestamp"),
+    ),
+)
+
+TABLES = (EVENTS, SONGS, QUARANTINE)
+
+# Written by the DAG's summary task after each successful run: what the run staged, refused and loaded.
+AUDIT = RawTable(
+    name="pipeline_audit",
+    columns=(),
+    metadata=(
+        Column("run_id", "varchar"),
+        Column("log_date", "date"),
+        Column("table_name", "varchar"),
+        Column("rows_for_day", "bigint"),
+        Column("rows_quarantined", "bigint"),
+        Column("rows_total", "bigint"),
+        Column("dbt_tests_passed", "integer"),
+        Column("recorded_at", "timestamp"),
+    ),
+)
+
+
 def create_table_sql(schema: str, table: RawTable) -> str:
     columns = ",\n    ".join(f"{column.name} {column.sql_type}" for column in table.all_columns)
     return f"create table if not exists {schema}.{table.name} (\n    {columns}\n)"
