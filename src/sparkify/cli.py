@@ -249,7 +249,8 @@ def cmd_stage(args: argparse.Namespace) -> int:
     prepare_warehouse(config)
     for result in (staging.stage_songs(config), staging.stage_events(config, day)):
         print(
-            f"staged {result['rows']:>8,} rows from {result['files']} file(s) into {result['table']}",
+            f"staged {result['rows']:>8,} rows from {result['files']} file(s) into {result['table']}, "
+            f"{result['quarantined']:,} record(s) quarantined",
             flush=True,
         )
     return 0

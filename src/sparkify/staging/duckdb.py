@@ -149,6 +149,7 @@ def _stage_events(
         rules.check_ratio(source, records, bad, _first_bad(con, source), max_bad_ratio)
         columns = ", ".join(column.name for column in schema.EVENTS.columns)
         con.execute("begin transaction")
+        log.info("replacing %s of %s in one transaction", day, target)
         try:
             con.execute(f"delete from {target} where log_date = ?", [day])
             con.execute(

@@ -156,6 +156,7 @@ def _replace(
     quarantine = sql.Identifier(settings.raw_schema, schema.QUARANTINE.name)
     try:
         with transaction(settings) as cur:
+            log.info("replacing rows of %s.%s in one transaction", settings.raw_schema, table.name)
             ensure_tables(cur, settings.raw_schema)
             cur.execute(sql.SQL("delete from {} where {}").format(target, replaced))
             cur.execute(
