@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from sparkify import warehouse
+from sparkify.alerts import ALERT_PREFIX
 from sparkify.datagen import generate
 from sparkify.dbt_docs import DOCS_PATH, DOCS_SLUG
 from sparkify.local_airflow import free_port, running
@@ -37,8 +38,8 @@ from tests.conftest import (
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 
 MARTS = tuple(f"analytics.{mart}" for mart in MARTS_)
-TABLES = ("raw.staging_events", "raw.staging_songs", *MARTS)
-LOAD_TIME_COLUMNS = {"loaded_at"}
+TABLES = ("raw.staging_events", "raw.staging_songs", "raw.staging_quarantine", *MARTS)
+LOAD_TIME_COLUMNS = {"loaded_at", "quarantined_at"}
 PG_PASSWORD = "known-warehouse-password"
 
 
@@ -205,15 +206,25 @@ def test_dimensions_from_song_files(workspace, first_backfill):
 
 
 def test_rerun_is_idempotent_and_a_missing_day_fails_the_backfill(workspace, first_backfill):
+    """The whole (two-day) month again, and a day whose file is missing."""
     before = fingerprints(from_env(workspace["env"]))
     loaded_before = fetch(
         workspace, "select max(loaded_at) from raw.staging_events where log_date = ?", [date(2018, 11, 2)]
     )
-    # 2018-11-02 again (already done), and 2018-11-03, whose log file does not exist.
-    result = backfill(workspace["env"], "2018-11-02", "2018-11-03")
+    # 2018-11-01 and 02 again (already done), and 2018-11-03, whose log file does not exist.
+    result = backfill(workspace["env"], "2018-11-01", "2018-11-03")
     assert result.returncode == 1, result.report
-    assert "runs: 1 succeeded, 1 failed" in result.stdout, result.report
+    assert "runs: 2 succeeded, 1 failed" in result.stdout, result.report
     assert "2018-11-03 failed: stage_events" in result.stdout, result.report
+    # The missing file failed staging, alerted with the expected path, and nothing downstream ran.
+    [run_dir] = Path(workspace["env"]["AIRFLOW_HOME"], "logs", "dag_id=sparkify_daily").glob(
+        "run_id=*2018-11-03*"
+    )
+    ran = {path.name.removeprefix("task_id=") for path in run_dir.iterdir()}
+    assert ran == {"stage_events", "stage_songs"}
+    last_attempt = max((run_dir / "task_id=stage_events").glob("attempt=*.log"))
+    alerts = [line for line in last_attempt.read_text().splitlines() if ALERT_PREFIX in line]
+    assert len(alerts) == 1 and "log_data/2018/11/2018-11-03-events.json" in alerts[0]
     loaded_after = fetch(
         workspace, "select max(loaded_at) from raw.staging_events where log_date = ?", [date(2018, 11, 2)]
     )
