@@ -256,6 +256,60 @@ def cmd_stage(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prepare(_: argparse.Namespace) -> int:
+    """What a new deployment runs once: the warehouse's database and the dbt manifest the DAG is rendered from."""
+    config = settings()
+    prepare_warehouse(config)
+    print(f"warehouse ready ({config.warehouse})", flush=True)
+    return cmd_manifest(_)
+
+
+# The secrets docker-compose.yaml requires, each generated once into .env (kept out of git).
+STACK_SECRETS = (
+    "AIRFLOW_DB_PASSWORD",
+    "AIRFLOW_ADMIN_PASSWORD",
+    "AIRFLOW_JWT_SECRET",
+    "AIRFLOW_API_SECRET_KEY",
+    "AIRFLOW_FERNET_KEY",
+    "WAREHOUSE_PASSWORD",
+    "MINIO_ROOT_USER",
+    "MINIO_ROOT_PASSWORD",
+)
+
+
+def stack_values(existing: dict[str, str]) -> dict[str, str]:
+    """The .env of the full stack: existing values kept, missing ones generated."""
+    import base64
+    import secrets
+
+    generated = {
+        name: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+        if name == "AIRFLOW_FERNET_KEY"
+        else ("sparkify-" + secrets.token_hex(4) if name == "MINIO_ROOT_USER" else secrets.token_urlsafe(24))
+        for name in STACK_SECRETS
+    }
+    return {"AIRFLOW_UID": str(os.getuid()), **generated, **existing}
+
+
+def cmd_stack_env(_: argparse.Namespace) -> int:
+    path = settings().root / ".env"
+    existing = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if "=" in line and not line.lstrip().startswith("#"):
+                name, value = line.split("=", 1)
+                existing[name.strip()] = value.strip()
+    values = stack_values(existing)
+    path.write_text("".join(f"{name}={value}\n" for name, value in values.items()))
+    path.chmod(0o600)
+    added = sorted(values.keys() - existing.keys())
+    print(
+        f"{path}: {len(added)} value(s) generated ({', '.join(added) or 'none'}), {len(existing)} kept",
+        flush=True,
+    )
+    return 0
+
+
 def cmd_docs(_: argparse.Namespace) -> int:
     from sparkify.dbt import generate_docs
 
@@ -294,9 +348,15 @@ def main(argv: list[str] | None = None) -> int:
     sql = sub.add_parser("sql", help="run one read-only SQL query on the warehouse and print the rows")
     sql.add_argument("query")
     sub.add_parser("docs", help="generate the dbt docs into the folder the Airflow UI serves")
+    sub.add_parser("prepare", help="create the warehouse's database (PostgreSQL) and build the dbt manifest")
+    sub.add_parser("stack-env", help="write .env with generated secrets for docker-compose.yaml")
     args = parser.parse_args(argv)
     if args.command == "docs":
         return cmd_docs(args)
+    if args.command == "prepare":
+        return cmd_prepare(args)
+    if args.command == "stack-env":
+        return cmd_stack_env(args)
     if args.command == "sql":
         return cmd_sql(args)
     if args.command == "manifest":

@@ -145,6 +145,29 @@ class LocalAirflow:
                     args, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
                 )
 
+    def start_worker(self, name: str, queue: str, concurrency: int = 2) -> None:
+        """A Celery worker (CeleryExecutor), with its own name and task-log server port."""
+        airflow = str(Path(sys.executable).with_name("airflow"))
+        env = {
+            **self.env,
+            "SPARKIFY_WORKER_NAME": name,
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "sparkify.hostname.worker_hostname",
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        }
+        args = [airflow, "celery", "worker", "--celery-hostname", f"{name}@%h"]
+        args += ["--queues", queue, "--concurrency", str(concurrency), "--without-gossip", "--without-mingle"]
+        (self.home / "logs").mkdir(parents=True, exist_ok=True)
+        with self.log_file(f"worker-{name}").open("ab") as log:
+            self.processes[f"worker-{name}"] = subprocess.Popen(
+                args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def kill(self, component: str) -> None:
+        """SIGKILL a component and every process it started (a machine or container lost, not a shutdown)."""
+        process = self.processes.pop(component)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
     def stop(self, timeout: float = 30) -> None:
         """SIGTERM every component's process group, then SIGKILL what is left after ``timeout``."""
         for process in self.processes.values():

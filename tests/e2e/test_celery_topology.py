@@ -1,0 +1,165 @@
+"""The docker-compose topology, natively: CeleryExecutor with a PostgreSQL metadata database, a Redis broker, a
+scheduler, a dag-processor, an api-server and two Celery workers, all local processes on 127.0.0.1 started and
+stopped by this test. A three-day backfill on the PostgreSQL warehouse is created through the REST API; one
+worker is SIGKILLed while it runs a task; every run still succeeds, on both workers, with no duplicated row."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+
+import psycopg2
+import pytest
+
+from sparkify import warehouse
+from sparkify.datagen import generate
+from sparkify.local_airflow import free_port, running
+from sparkify.settings import from_env
+from sparkify.staging import postgres
+from tests.conftest import drop_database, read_events
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+DAYS = ("2018-11-01", "2018-11-02", "2018-11-03")
+WORKERS = ("worker-a", "worker-b")
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> str:
+    """The broker of REDIS_URL (default redis://127.0.0.1:6379/0): skipped with a reason when it is not there,
+    except where SPARKIFY_REQUIRE_REDIS is set (CI), where that is a failure."""
+    import redis
+
+    url = os.environ.get("SPARKIFY_REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=3).ping()
+    except redis.RedisError as error:
+        reason = (
+            f"Redis not reachable at {url} ({error}): install and start it (README: Run the full stack) "
+            "to run the Celery topology test"
+        )
+        if os.environ.get("SPARKIFY_REQUIRE_REDIS"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return url
+
+
+def create_database(name: str) -> None:
+    pg = from_env(os.environ).postgres
+    con = psycopg2.connect(host=pg.host, port=pg.port, user=pg.user, password=pg.password, dbname="postgres")
+    try:
+        con.autocommit = True
+        with con.cursor() as cur:
+            cur.execute(f'create database "{name}"')
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def topology(tmp_path_factory, postgres_server, redis_url):
+    root = tmp_path_factory.mktemp("celery")
+    lake = generate(root / "lake", scale=1, seed=17, days=len(DAYS)).root
+    suffix = uuid.uuid4().hex[:10]
+    metadata, warehouse_db, queue = (
+        f"airflow_meta_{suffix}",
+        f"sparkify_celery_{suffix}",
+        f"sparkify_{suffix}",
+    )
+    pg = from_env(os.environ).postgres
+    login = f"{pg.user}:{pg.password}@" if pg.password else f"{pg.user}@"
+    create_database(metadata)
+    env = {
+        **os.environ,
+        "SPARKIFY_LAKE": str(lake),
+        "SPARKIFY_WAREHOUSE": "postgres",
+        "SPARKIFY_PG_DATABASE": warehouse_db,
+        "SPARKIFY_RETRIES": "2",
+        "SPARKIFY_RETRY_DELAY_SECONDS": "2",
+        "SPARKIFY_MAX_ACTIVE_RUNS": "3",
+        "SPARKIFY_DBT_DOCS_DIR": str(root / "dbt_docs"),
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{login}{pg.host}:{pg.port}/{metadata}",
+        "AIRFLOW__CELERY__BROKER_URL": redis_url,
+        "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://{login}{pg.host}:{pg.port}/{metadata}",
+        # A queue of this test's own: other Airflows on the same Redis never take its tasks.
+        "AIRFLOW__OPERATORS__DEFAULT_QUEUE": queue,
+        # A lost worker's task is failed (then retried elsewhere) after 30 s without a heartbeat.
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+    }
+    settings = from_env(env)
+    postgres.ensure_database(settings)
+    try:
+        with running(settings, free_port(), home=root / "airflow", base_env=env) as airflow:
+            for name in WORKERS:
+                airflow.start_worker(name, queue)
+            yield {"airflow": airflow, "lake": lake, "settings": settings}
+    finally:
+        drop_database(warehouse_db)
+        drop_database(metadata)
+
+
+@pytest.fixture(scope="module")
+def backfill(topology):
+    airflow = topology["airflow"]
+    airflow.create_backfill(DAYS[0], DAYS[-1], max_active_runs=len(DAYS))
+
+    def running_model():
+        for run in airflow.runs(DAYS[0], DAYS[-1]):
+            for ti in airflow.task_instances(run["dag_run_id"]):
+                if ti["state"] == "running" and ti["task_id"].endswith(".run") and ti["hostname"] in WORKERS:
+                    return ti
+        return None
+
+    victim = airflow.wait_until(
+        "a dbt model task running on a worker", running_model, timeout=300, interval=0.5
+    )
+    airflow.kill(f"worker-{victim['hostname']}")
+    killed_at = time.monotonic()
+
+    def finished():
+        runs = airflow.runs(DAYS[0], DAYS[-1])
+        return len(runs) == len(DAYS) and all(run["state"] in {"success", "failed"} for run in runs) and runs
+
+    runs = airflow.wait_until("every run to finish", finished, timeout=600, interval=3)
+    tasks = {run["logical_date"][:10]: airflow.task_instances(run["dag_run_id"]) for run in runs}
+    return {"runs": runs, "tasks": tasks, "victim": victim, "recovered_in": time.monotonic() - killed_at}
+
+
+def test_every_run_succeeds_on_both_workers(backfill):
+    assert [run["state"] for run in backfill["runs"]] == ["success"] * len(DAYS), backfill["runs"]
+    hosts = {ti["hostname"] for tis in backfill["tasks"].values() for ti in tis}
+    assert hosts == set(WORKERS)
+
+
+def test_the_task_of_the_killed_worker_was_retried_on_the_other(backfill):
+    victim = backfill["victim"]
+    retried = [
+        ti
+        for tis in backfill["tasks"].values()
+        for ti in tis
+        if ti["task_id"] == victim["task_id"] and ti["dag_run_id"] == victim["dag_run_id"]
+    ]
+    assert len(retried) == 1
+    [ti] = retried
+    assert ti["state"] == "success"
+    assert ti["try_number"] > victim["try_number"]
+    assert ti["hostname"] != victim["hostname"]
+
+
+def test_the_warehouse_holds_each_day_once(topology, backfill):
+    events = read_events(topology["lake"])
+    with warehouse.cursor(topology["settings"]) as cur:
+        cur.execute("select cast(log_date as varchar), count(*) from raw.staging_events group by 1")
+        staged = dict(cur.fetchall())
+        cur.execute(
+            "select cast(log_date as varchar), count(*), count(distinct songplay_id) "
+            "from analytics.fct_songplays group by 1"
+        )
+        plays = {day: (rows, distinct) for day, rows, distinct in cur.fetchall()}
+    for day in DAYS:
+        day_events = [e for e in events if e["_day"] == day]
+        expected = len({(e["sessionId"], e["itemInSession"]) for e in day_events if e["page"] == "NextSong"})
+        assert staged[day] == len(day_events)
+        assert plays[day] == (expected, expected)
