@@ -1,7 +1,12 @@
-{#- The run's day as a SQL date literal, or none when every staged day is processed.
+{#- The run's day as a SQL date literal, or none when every staged day is processed: the var run_date, else
+    the environment variable SPARKIFY_RUN_DATE (how the DAG passes it). The variable is read only when executing:
+    read at parse time, or passed with --vars, a new day would make dbt parse the project again in every task.
     Validated so that nothing but an ISO date reaches the SQL. -#}
 {% macro run_date_literal() -%}
     {%- set value = var('run_date', none) -%}
+    {%- if (value is none or value == '') and execute -%}
+        {%- set value = env_var('SPARKIFY_RUN_DATE', '') -%}
+    {%- endif -%}
     {%- if value is none or value == '' -%}
         {{ return(none) }}
     {%- endif -%}

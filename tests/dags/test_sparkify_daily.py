@@ -98,9 +98,11 @@ def test_schedule_and_run_settings(dag):
 
 def test_dbt_tasks_run_the_day_of_the_logical_date(dag):
     task = dag.get_task("dbt_sparkify.fct_songplays.run")
-    assert task.vars == {"run_date": "{{ ds }}"}
-    assert task.render_template(task.vars, {"ds": "2018-11-07"}) == {"run_date": "2018-11-07"}
+    assert not task.vars, "--vars would make dbt parse the project again at every new day"
+    assert task.env["SPARKIFY_RUN_DATE"] == "{{ ds }}"
+    assert task.render_template(task.env, {"ds": "2018-11-07"})["SPARKIFY_RUN_DATE"] == "2018-11-07"
     assert task.install_deps is False
+    assert all(t.emit_datasets is False for t in dag.tasks if t.task_id.startswith("dbt_sparkify."))
 
 
 @pytest.mark.parametrize("day", ["2018-11-01", "2018-11-30", "2019-02-03"])

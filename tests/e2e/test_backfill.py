@@ -18,12 +18,13 @@ import duckdb
 import httpx
 import pytest
 
-from sparkify import warehouse
+from sparkify import staging, warehouse
 from sparkify.alerts import ALERT_PREFIX
 from sparkify.datagen import generate
 from sparkify.dbt_docs import DOCS_PATH, DOCS_SLUG
 from sparkify.local_airflow import free_port, running
 from sparkify.settings import from_env
+from sparkify.staging import postgres
 from sparkify.summary import MARTS as MARTS_
 from tests.conftest import (
     REPO,
@@ -31,16 +32,14 @@ from tests.conftest import (
     expected_matches,
     read_events,
     read_songs,
-    s3_connection_env,
-    upload_lake,
 )
+from tests.dbt.test_dbt_project import dbt
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 
 MARTS = tuple(f"analytics.{mart}" for mart in MARTS_)
 TABLES = ("raw.staging_events", "raw.staging_songs", "raw.staging_quarantine", *MARTS)
 LOAD_TIME_COLUMNS = {"loaded_at", "quarantined_at"}
-PG_PASSWORD = "known-warehouse-password"
 
 
 @pytest.fixture(scope="module")
@@ -253,55 +252,40 @@ def test_dbt_docs_are_served_in_the_airflow_ui(workspace, first_backfill):
 
 
 @pytest.fixture(scope="module")
-def postgres_backfill(workspace, first_backfill, postgres_server, s3_server):
-    """The same days through the scheduler on PostgreSQL, with the lake in S3 (a real S3-compatible server on
-    loopback, reached through the aws_default connection), two runs at once (no pool: PostgreSQL has many
-    writers)."""
-    database = f"sparkify_e2e_{uuid.uuid4().hex[:10]}"
-    lake = upload_lake(s3_server, workspace["lake"], f"e2e-{uuid.uuid4().hex[:8]}", "sparkify")
+def pg_database_module(postgres_server):
+    name = f"sparkify_e2e_{uuid.uuid4().hex[:10]}"
+    yield name
+    drop_database(name)
+
+
+@pytest.fixture(scope="module")
+def on_postgres(workspace, first_backfill, pg_database_module):
+    """The same files through the same SQL on PostgreSQL (staging, then dbt day by day, as the DAG runs them;
+    PostgreSQL through Airflow, Celery and S3 is tests/e2e/test_celery_topology.py)."""
     env = {
         **workspace["env"],
-        **s3_connection_env(s3_server),
-        "SPARKIFY_LAKE": lake,
         "SPARKIFY_WAREHOUSE": "postgres",
-        "SPARKIFY_PG_DATABASE": database,
-        # The test server trusts local logins; the password is there to prove it never reaches a log.
-        "SPARKIFY_PG_PASSWORD": PG_PASSWORD,
-        "AIRFLOW_HOME": str(workspace["root"] / "airflow-postgres"),
-        "SPARKIFY_AIRFLOW_PORT": str(free_port()),
-        "SPARKIFY_DBT_DOCS_DIR": str(workspace["root"] / "dbt_docs_postgres"),
+        "SPARKIFY_PG_DATABASE": pg_database_module,
+        "DO_NOT_TRACK": "1",
     }
-    result = backfill(env, "2018-11-01", "2018-11-02", "--max-active-runs", "2")
-    yield {"env": env, "result": result, "lake": lake}
-    drop_database(database)
+    settings = from_env(env)
+    postgres.ensure_database(settings)
+    staging.stage_songs(settings)
+    for day in ("2018-11-01", "2018-11-02"):
+        staging.stage_events(settings, date.fromisoformat(day))
+        result = dbt(
+            env,
+            "build",
+            "--vars",
+            f"{{run_date: '{day}'}}",
+            "--target-path",
+            str(workspace["root"] / "pg-target"),
+        )
+        assert result.returncode == 0, result.stdout[-5000:]
+    return settings
 
 
-def test_postgres_backfill_succeeds(postgres_backfill):
-    result = postgres_backfill["result"]
-    assert result.returncode == 0, result.report
-    assert "runs: 2 succeeded, 0 failed" in result.stdout
-    assert f"(postgres warehouse, lake {postgres_backfill['lake']})" in result.stdout
-    with warehouse.cursor(from_env(postgres_backfill["env"])) as cur:
-        cur.execute("select distinct source_file from raw.staging_events order by 1")
-        assert [row[0] for row in cur.fetchall()] == [
-            f"{postgres_backfill['lake']}/log_data/2018/11/2018-11-0{day}-events.json" for day in (1, 2)
-        ]
-
-
-def test_no_secret_in_any_log(postgres_backfill):
-    assert postgres_backfill["result"].returncode == 0, postgres_backfill["result"].report
-    home = Path(postgres_backfill["env"]["AIRFLOW_HOME"])
-    logs = [path for path in home.rglob("*.log") if path.is_file()]
-    assert len(logs) > 30
-    for secret in (PG_PASSWORD, "sparkify-test-secret"):
-        leaks = [str(path) for path in logs if secret in path.read_text(errors="ignore")]
-        assert leaks == [], f"{secret!r} found in {leaks[:5]}"
-        assert secret not in postgres_backfill["result"].stdout + postgres_backfill["result"].stderr
-
-
-def test_duckdb_and_postgres_marts_are_identical(workspace, postgres_backfill):
-    assert postgres_backfill["result"].returncode == 0, postgres_backfill["result"].report
+def test_duckdb_and_postgres_marts_are_identical(workspace, on_postgres):
     on_duckdb = fingerprints(from_env(workspace["env"]), MARTS)
-    on_postgres = fingerprints(from_env(postgres_backfill["env"]), MARTS)
-    assert on_postgres == on_duckdb
+    assert fingerprints(on_postgres, MARTS) == on_duckdb
     assert all(rows > 0 for rows, _ in on_duckdb.values())

@@ -1,7 +1,9 @@
 """The docker-compose topology, natively: CeleryExecutor with a PostgreSQL metadata database, a Redis broker, a
 scheduler, a dag-processor, an api-server and two Celery workers, all local processes on 127.0.0.1 started and
-stopped by this test. A three-day backfill on the PostgreSQL warehouse is created through the REST API; one
-worker is SIGKILLed while it runs a task; every run still succeeds, on both workers, with no duplicated row."""
+stopped by this test. A three-day backfill on the PostgreSQL warehouse, with the lake in S3 (a real S3-compatible
+server on loopback, reached through the aws_default connection), is created through the REST API; one worker is
+SIGKILLed while it runs a task; every run still succeeds, on both workers, with no duplicated row, and no secret
+reaches any log."""
 
 from __future__ import annotations
 
@@ -17,12 +19,13 @@ from sparkify.datagen import generate
 from sparkify.local_airflow import free_port, running
 from sparkify.settings import from_env
 from sparkify.staging import postgres
-from tests.conftest import drop_database, read_events
+from tests.conftest import drop_database, read_events, s3_connection_env, upload_lake
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 DAYS = ("2018-11-01", "2018-11-02", "2018-11-03")
 WORKERS = ("worker-a", "worker-b")
+PG_PASSWORD = "known-warehouse-password"
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +60,10 @@ def create_database(name: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def topology(tmp_path_factory, postgres_server, redis_url):
+def topology(tmp_path_factory, postgres_server, redis_url, s3_server):
     root = tmp_path_factory.mktemp("celery")
     lake = generate(root / "lake", scale=1, seed=17, days=len(DAYS)).root
+    s3_lake = upload_lake(s3_server, lake, f"celery-{uuid.uuid4().hex[:8]}", "sparkify")
     suffix = uuid.uuid4().hex[:10]
     metadata, warehouse_db, queue = (
         f"airflow_meta_{suffix}",
@@ -71,9 +75,12 @@ def topology(tmp_path_factory, postgres_server, redis_url):
     create_database(metadata)
     env = {
         **os.environ,
-        "SPARKIFY_LAKE": str(lake),
+        **s3_connection_env(s3_server),
+        "SPARKIFY_LAKE": s3_lake,
         "SPARKIFY_WAREHOUSE": "postgres",
         "SPARKIFY_PG_DATABASE": warehouse_db,
+        # The test server trusts local logins; the password is there to prove it never reaches a log.
+        "SPARKIFY_PG_PASSWORD": PG_PASSWORD,
         "SPARKIFY_RETRIES": "2",
         "SPARKIFY_RETRY_DELAY_SECONDS": "2",
         "SPARKIFY_MAX_ACTIVE_RUNS": "3",
@@ -94,7 +101,13 @@ def topology(tmp_path_factory, postgres_server, redis_url):
         with running(settings, free_port(), home=root / "airflow", base_env=env) as airflow:
             for name in WORKERS:
                 airflow.start_worker(name, queue)
-            yield {"airflow": airflow, "lake": lake, "settings": settings}
+            yield {
+                "airflow": airflow,
+                "lake": lake,
+                "s3_lake": s3_lake,
+                "settings": settings,
+                "home": root / "airflow",
+            }
     finally:
         drop_database(warehouse_db)
         drop_database(metadata)
@@ -163,3 +176,19 @@ def test_the_warehouse_holds_each_day_once(topology, backfill):
         expected = len({(e["sessionId"], e["itemInSession"]) for e in day_events if e["page"] == "NextSong"})
         assert staged[day] == len(day_events)
         assert plays[day] == (expected, expected)
+
+
+def test_the_lake_was_read_from_s3(topology, backfill):
+    with warehouse.cursor(topology["settings"]) as cur:
+        cur.execute("select distinct source_file from raw.staging_events order by 1")
+        assert [row[0] for row in cur.fetchall()] == [
+            f"{topology['s3_lake']}/log_data/2018/11/{day}-events.json" for day in DAYS
+        ]
+
+
+def test_no_secret_in_any_log(topology, backfill):
+    logs = [path for path in topology["home"].rglob("*.log") if path.is_file()]
+    assert len(logs) > 3 * 30
+    for secret in (PG_PASSWORD, "sparkify-test-secret"):
+        leaks = [str(path) for path in logs if secret in path.read_text(errors="ignore")]
+        assert leaks == [], f"{secret!r} found in {leaks[:5]}"
