@@ -59,3 +59,23 @@ def test_progress_line():
     assert cli.progress_line(runs, total=5, failed_days=1) == (
         "runs done 2/5 (succeeded 1, failed 1), running 2018-11-03, 1 queued"
     )
+
+
+def test_stack_env_generates_secrets_once_and_keeps_them(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("SPARKIFY_HOME", str(tmp_path))
+    settings_module.settings.cache_clear()
+    try:
+        (tmp_path / ".env").write_text("WAREHOUSE_PASSWORD=mine\n")
+        assert cli.main(["stack-env"]) == 0
+        first = (tmp_path / ".env").read_text()
+        assert cli.main(["stack-env"]) == 0
+        assert (tmp_path / ".env").read_text() == first
+    finally:
+        settings_module.settings.cache_clear()
+    values = dict(line.split("=", 1) for line in first.splitlines())
+    assert values.keys() == {"AIRFLOW_UID", *cli.STACK_SECRETS}
+    assert values["WAREHOUSE_PASSWORD"] == "mine"
+    assert all(len(values[name]) >= 16 for name in cli.STACK_SECRETS if name != "WAREHOUSE_PASSWORD")
+    assert (tmp_path / ".env").stat().st_mode & 0o777 == 0o600
+    out = capsys.readouterr().out
+    assert "8 value(s) generated" in out and "0 value(s) generated (none), 9 kept" in out
