@@ -39,6 +39,7 @@ def table_counts(settings: Settings, day: date | None = None) -> dict[str, int]:
         queries["day.quarantined_lines"] = (
             f"select count(*) from {quarantine} where source_table = '{schema.EVENTS.name}' and log_date = date '{iso}'"
         )
+    queries[quarantine] = f"select count(*) from {quarantine}"
     queries["quarantined_song_files"] = (
         f"select count(*) from {quarantine} where source_table = '{schema.SONGS.name}'"
     )
