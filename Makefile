@@ -19,7 +19,7 @@ export DO_NOT_TRACK := 1
 export SCARF_ANALYTICS := false
 export DBT_SEND_ANONYMOUS_USAGE_STATS := False
 
-.PHONY: help install data manifest demo backfill airflow stage docs sql stack-env lock test lint format clean
+.PHONY: help install data manifest demo backfill airflow stage docs sql bench stack-env lock test lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -70,6 +70,9 @@ docs: $(MANIFEST) ## generate the dbt docs (served by `make airflow` / `make dem
 
 sql: install ## run a read-only query on the warehouse: make sql Q="select * from analytics.dim_users limit 5"
 	$(BIN)/python -m sparkify.cli sql "$$Q"
+
+bench: install manifest ## benchmarks: prints a table and writes docs/BENCHMARKS.md
+	$(BIN)/python -m sparkify.bench
 
 stack-env: install ## write .env with generated secrets for docker-compose.yaml (existing values kept)
 	$(BIN)/python -m sparkify.cli stack-env
