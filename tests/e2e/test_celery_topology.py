@@ -8,6 +8,7 @@ reaches any log."""
 from __future__ import annotations
 
 import os
+import signal
 import time
 import uuid
 
@@ -16,7 +17,7 @@ import pytest
 
 from sparkify import warehouse
 from sparkify.datagen import generate
-from sparkify.local_airflow import free_port, running
+from sparkify.local_airflow import DAG_ID, free_port, running
 from sparkify.settings import from_env
 from sparkify.staging import postgres
 from tests.conftest import drop_database, read_events, s3_connection_env, upload_lake
@@ -118,16 +119,27 @@ def backfill(topology):
     airflow = topology["airflow"]
     airflow.create_backfill(DAYS[0], DAYS[-1], max_active_runs=len(DAYS))
 
-    def running_model():
-        for run in airflow.runs(DAYS[0], DAYS[-1]):
-            for ti in airflow.task_instances(run["dag_run_id"]):
-                if ti["state"] == "running" and ti["task_id"].endswith(".run") and ti["hostname"] in WORKERS:
-                    return ti
+    def caught_running():
+        """A dbt task running on a worker, with that worker frozen (SIGSTOP) while the task is still running,
+        so the SIGKILL that follows lands mid-task, never just after it finished."""
+        listing = airflow.api(
+            "GET", f"/dags/{DAG_ID}/dagRuns/~/taskInstances", params={"state": "running", "limit": 100}
+        )
+        for ti in listing["task_instances"]:
+            if not (ti["task_id"].startswith("dbt_sparkify.") and ti["hostname"] in WORKERS):
+                continue
+            worker = airflow.processes[f"worker-{ti['hostname']}"]
+            os.killpg(worker.pid, signal.SIGSTOP)
+            path = f"/dags/{DAG_ID}/dagRuns/{ti['dag_run_id']}/taskInstances/{ti['task_id']}"
+            if airflow.api("GET", path)["state"] == "running":
+                return ti
+            os.killpg(worker.pid, signal.SIGCONT)
+        runs = airflow.runs(DAYS[0], DAYS[-1])
+        if len(runs) == len(DAYS) and all(run["state"] in {"success", "failed"} for run in runs):
+            raise AssertionError("every run finished before a dbt task could be caught running on a worker")
         return None
 
-    victim = airflow.wait_until(
-        "a dbt model task running on a worker", running_model, timeout=300, interval=0.5
-    )
+    victim = airflow.wait_until("a dbt task running on a worker", caught_running, timeout=300, interval=0.2)
     airflow.kill(f"worker-{victim['hostname']}")
     killed_at = time.monotonic()
 
