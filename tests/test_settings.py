@@ -69,3 +69,20 @@ def test_the_postgres_password_stays_out_of_reprs_and_dbt_env():
 def test_the_bad_record_ratio_is_a_share(value):
     with pytest.raises(ValueError, match="SPARKIFY_MAX_BAD_RATIO"):
         from_env({"SPARKIFY_HOME": str(REPO), "SPARKIFY_MAX_BAD_RATIO": value})
+
+
+@pytest.mark.parametrize("name", ["raw", "analytics", "analytics_staging"])
+def test_a_duckdb_file_named_like_a_schema_is_refused(tmp_path, name):
+    with pytest.raises(ValueError, match="named like the schema"):
+        from_env({"SPARKIFY_HOME": str(REPO), "SPARKIFY_DUCKDB_PATH": str(tmp_path / f"{name}.duckdb")})
+    # The same name is fine for PostgreSQL, which does not use the file.
+    assert (
+        from_env(
+            {
+                "SPARKIFY_HOME": str(REPO),
+                "SPARKIFY_WAREHOUSE": "postgres",
+                "SPARKIFY_DUCKDB_PATH": str(tmp_path / f"{name}.duckdb"),
+            }
+        ).warehouse
+        == "postgres"
+    )

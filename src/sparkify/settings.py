@@ -118,36 +118,52 @@ def from_env(environ: os._Environ[str] | dict[str, str] | None = None) -> Settin
         lake = str(Path(lake).expanduser().resolve())
     elif not lake.startswith("s3://"):
         raise ValueError(f"SPARKIFY_LAKE must be a local directory or s3://bucket/prefix, got {lake!r}")
-    return Settings(
-        root=root,
-        lake=lake,
-        warehouse=warehouse,
-        duckdb_path=Path(env.get("SPARKIFY_DUCKDB_PATH", str(root / ".local" / "sparkify.duckdb")))
-        .expanduser()
-        .resolve(),
-        postgres=PostgresSettings(
-            host=env.get("SPARKIFY_PG_HOST", "127.0.0.1"),
-            port=int(env.get("SPARKIFY_PG_PORT", "5432")),
-            user=env.get("SPARKIFY_PG_USER", "postgres"),
-            database=validate_identifier(env.get("SPARKIFY_PG_DATABASE", "sparkify"), "SPARKIFY_PG_DATABASE"),
-            password=env.get("SPARKIFY_PG_PASSWORD", ""),
-        ),
-        raw_schema=validate_identifier(env.get("SPARKIFY_RAW_SCHEMA", "raw"), "SPARKIFY_RAW_SCHEMA"),
-        aws_conn_id=env.get("SPARKIFY_AWS_CONN_ID", "aws_default"),
-        redshift_conn_id=env.get("SPARKIFY_REDSHIFT_CONN_ID", "redshift_default"),
-        redshift_region=env.get("SPARKIFY_REDSHIFT_REGION") or None,
-        redshift_jsonpaths=env.get("SPARKIFY_REDSHIFT_JSONPATHS") or None,
-        dbt_project_dir=root / "dbt_sparkify",
-        dbt_profiles_dir=root,
-        dbt_docs_dir=Path(env.get("SPARKIFY_DBT_DOCS_DIR", str(root / ".local" / "dbt_docs")))
-        .expanduser()
-        .resolve(),
-        duckdb_pool=env.get("SPARKIFY_DUCKDB_POOL", "sparkify_duckdb"),
-        retries=int(env.get("SPARKIFY_RETRIES", "2")),
-        retry_delay=timedelta(seconds=float(env.get("SPARKIFY_RETRY_DELAY_SECONDS", "300"))),
-        max_active_runs=int(env.get("SPARKIFY_MAX_ACTIVE_RUNS", "1")),
-        max_bad_ratio=_ratio(env.get("SPARKIFY_MAX_BAD_RATIO", "0.01"), "SPARKIFY_MAX_BAD_RATIO"),
+    return _check_duckdb_name(
+        Settings(
+            root=root,
+            lake=lake,
+            warehouse=warehouse,
+            duckdb_path=Path(env.get("SPARKIFY_DUCKDB_PATH", str(root / ".local" / "sparkify.duckdb")))
+            .expanduser()
+            .resolve(),
+            postgres=PostgresSettings(
+                host=env.get("SPARKIFY_PG_HOST", "127.0.0.1"),
+                port=int(env.get("SPARKIFY_PG_PORT", "5432")),
+                user=env.get("SPARKIFY_PG_USER", "postgres"),
+                database=validate_identifier(
+                    env.get("SPARKIFY_PG_DATABASE", "sparkify"), "SPARKIFY_PG_DATABASE"
+                ),
+                password=env.get("SPARKIFY_PG_PASSWORD", ""),
+            ),
+            raw_schema=validate_identifier(env.get("SPARKIFY_RAW_SCHEMA", "raw"), "SPARKIFY_RAW_SCHEMA"),
+            aws_conn_id=env.get("SPARKIFY_AWS_CONN_ID", "aws_default"),
+            redshift_conn_id=env.get("SPARKIFY_REDSHIFT_CONN_ID", "redshift_default"),
+            redshift_region=env.get("SPARKIFY_REDSHIFT_REGION") or None,
+            redshift_jsonpaths=env.get("SPARKIFY_REDSHIFT_JSONPATHS") or None,
+            dbt_project_dir=root / "dbt_sparkify",
+            dbt_profiles_dir=root,
+            dbt_docs_dir=Path(env.get("SPARKIFY_DBT_DOCS_DIR", str(root / ".local" / "dbt_docs")))
+            .expanduser()
+            .resolve(),
+            duckdb_pool=env.get("SPARKIFY_DUCKDB_POOL", "sparkify_duckdb"),
+            retries=int(env.get("SPARKIFY_RETRIES", "2")),
+            retry_delay=timedelta(seconds=float(env.get("SPARKIFY_RETRY_DELAY_SECONDS", "300"))),
+            max_active_runs=int(env.get("SPARKIFY_MAX_ACTIVE_RUNS", "1")),
+            max_bad_ratio=_ratio(env.get("SPARKIFY_MAX_BAD_RATIO", "0.01"), "SPARKIFY_MAX_BAD_RATIO"),
+        )
     )
+
+
+def _check_duckdb_name(settings: Settings) -> Settings:
+    """DuckDB names a database file's catalog after the file: a file named like one of the project's schemas
+    (``raw.duckdb``) makes every ``raw.<table>`` ambiguous. Refuse it here, with the fix, not at the first query."""
+    schemas = {settings.raw_schema, "analytics", "analytics_staging"}
+    if settings.warehouse == "duckdb" and settings.duckdb_path.stem in schemas:
+        raise ValueError(
+            f"SPARKIFY_DUCKDB_PATH {settings.duckdb_path} is named like the schema {settings.duckdb_path.stem!r}: "
+            "DuckDB would find its tables ambiguous; give the file another name (e.g. sparkify.duckdb)"
+        )
+    return settings
 
 
 @cache
