@@ -268,6 +268,18 @@ class LocalAirflow:
     def create_backfill(self, start: str, end: str, max_active_runs: int) -> dict[str, Any]:
         self.api("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
         self.cancel_active_backfills()
+        # On the SQLite metadata database the API answers 503 ("Database is locked") while the scheduler writes:
+        # a busy database, not an error; ask again.
+        for attempt in range(1, 11):
+            try:
+                return self._post_backfill(start, end, max_active_runs)
+            except httpx.HTTPStatusError as error:
+                if error.response.status_code != 503 or attempt == 10:
+                    raise
+                time.sleep(attempt * 0.5)
+        raise AssertionError("unreachable")
+
+    def _post_backfill(self, start: str, end: str, max_active_runs: int) -> dict[str, Any]:
         return self.api(
             "POST",
             "/backfills",
