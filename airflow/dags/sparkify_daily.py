@@ -25,11 +25,10 @@ from __future__ import annotations
 
 import pendulum
 from airflow.sdk import chain, dag, task
-from cosmos import DbtTaskGroup
 
 from sparkify import staging
 from sparkify.alerts import on_failure
-from sparkify.dbt import data_test_count, generate_docs, task_group_args
+from sparkify.dbt import data_test_count, dbt_task_group, generate_docs
 from sparkify.lake import LOG_KEY_TEMPLATE
 from sparkify.settings import settings
 from sparkify.staging import redshift
@@ -69,7 +68,7 @@ def sparkify_daily() -> None:
         staged = redshift.staging_tasks(SETTINGS)
     else:
         staged = [stage_events(log_key=LOG_KEY_TEMPLATE), stage_songs()]
-    dbt_sparkify = DbtTaskGroup(group_id="dbt_sparkify", **task_group_args(SETTINGS))
+    dbt_sparkify = dbt_task_group(SETTINGS)
     chain(staged, dbt_sparkify, summary(), docs())
 
 

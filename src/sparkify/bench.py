@@ -301,7 +301,7 @@ def _drop_database(settings: Settings) -> None:
 # 2. One day through Airflow vs. raw -----------------------------------------------------------------------------
 
 
-def one_day(settings: Settings, work: Path, env: dict[str, str]) -> list[Row]:
+def one_day(settings: Settings, work: Path, env: dict[str, str], executions: list[str]) -> list[Row]:
     from sparkify import staging
     from sparkify.dbt import run_dbt
     from sparkify.local_airflow import free_port, running
@@ -321,40 +321,49 @@ def one_day(settings: Settings, work: Path, env: dict[str, str]) -> list[Row]:
             os.environ.pop("SPARKIFY_RUN_DATE", None)
 
     raw_seconds = _timed(raw)
-    airflow_env = {
-        **day_env,
-        "SPARKIFY_DUCKDB_PATH": str(work / "through_airflow.duckdb"),
-        "SPARKIFY_DBT_DOCS_DIR": str(work / "dbt_docs"),
-        "SPARKIFY_RETRIES": "0",
-    }
-    airflow_settings = from_env(airflow_env)
-    with running(airflow_settings, free_port(), home=work / "airflow", base_env=airflow_env) as airflow:
-        start = time.perf_counter()
-        airflow.create_backfill(DAY.isoformat(), DAY.isoformat(), 1)
-        run = airflow.wait_until(
-            "the day's run",
-            lambda: (
-                (runs := airflow.runs(DAY.isoformat(), DAY.isoformat()))
-                and runs[0]["state"] in {"success", "failed"}
-                and runs[0]
-            ),
-            timeout=1800,
-            interval=0.5,
-        )
-        airflow_seconds = time.perf_counter() - start
-        tasks = len(airflow.task_instances(run["dag_run_id"]))
-    ratio = airflow_seconds / raw_seconds
-    return [
-        Row(
-            "One day", "raw: staging + one dbt build, one process", f"{raw_seconds:.1f} s", "DuckDB, scale 1"
-        ),
-        Row(
-            "One day",
-            f"through Airflow ({tasks} tasks, run {run['state']})",
-            f"{airflow_seconds:.1f} s",
-            f"{ratio:.1f}x the raw run (target 1.5x); backfill created to run finished",
-        ),
+    rows = [
+        Row("One day", "raw: staging + one dbt build, one process", f"{raw_seconds:.1f} s", "DuckDB, scale 1")
     ]
+    for execution in executions:
+        airflow_env = {
+            **day_env,
+            "SPARKIFY_DUCKDB_PATH": str(work / f"through_airflow_{execution}.duckdb"),
+            "SPARKIFY_DBT_DOCS_DIR": str(work / "dbt_docs"),
+            "SPARKIFY_RETRIES": "0",
+            "SPARKIFY_DBT_EXECUTION": execution,
+        }
+        airflow_settings = from_env(airflow_env)
+        home = work / f"airflow-{execution}"
+        with running(airflow_settings, free_port(), home=home, base_env=airflow_env) as airflow:
+            start = time.perf_counter()
+            airflow.create_backfill(DAY.isoformat(), DAY.isoformat(), 1)
+            run = airflow.wait_until(
+                "the day's run",
+                lambda airflow=airflow: (
+                    (runs := airflow.runs(DAY.isoformat(), DAY.isoformat()))
+                    and runs[0]["state"] in {"success", "failed"}
+                    and runs[0]
+                ),
+                timeout=1800,
+                interval=0.5,
+            )
+            airflow_seconds = time.perf_counter() - start
+            tasks = len(airflow.task_instances(run["dag_run_id"]))
+        rows.append(
+            Row(
+                "One day",
+                f"through Airflow, Cosmos {EXECUTION_LABELS[execution]} ({tasks} tasks, run {run['state']})",
+                f"{airflow_seconds:.1f} s",
+                f"{airflow_seconds / raw_seconds:.1f}x the raw run (target 1.5x); backfill created to run finished",
+            )
+        )
+    return rows
+
+
+EXECUTION_LABELS = {
+    "local": "LOCAL, dbt runner in process, a dbt command per task",
+    "watcher": "WATCHER, one dbt build, a deferred sensor per node",
+}
 
 
 # Report -----------------------------------------------------------------------------------------------------------
@@ -396,6 +405,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--copies", type=int, default=4, help="generated months (scale 10) in the large day")
     parser.add_argument("--sample", type=int, default=5000, help="rows timed for the row-by-row baseline")
     parser.add_argument("--only", choices=("parse", "staging", "day"), action="append")
+    parser.add_argument(
+        "--execution", choices=("local", "watcher"), action="append", help="Cosmos modes to run"
+    )
     parser.add_argument("--out", type=Path, help="markdown file to write (default: docs/BENCHMARKS.md)")
     args = parser.parse_args(argv)
     settings = from_env()
@@ -411,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
             rows += staging_throughput(settings, work / "staging", args.copies, args.sample)
             print(table(rows), flush=True)
         if "day" in sections:
-            rows += one_day(settings, work / "day", env)
+            rows += one_day(settings, work / "day", env, args.execution or ["local", "watcher"])
     report = table(rows)
     print(report)
     out = args.out or settings.root / "docs" / "BENCHMARKS.md"

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from cosmos import ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, SourceRenderingBehavior, TestBehavior
 
 from sparkify.settings import Settings
@@ -28,6 +28,8 @@ def require_manifest(path: Path) -> Path:
 
 
 RUN_DATE_ENV = "SPARKIFY_RUN_DATE"
+EXECUTION_MODES = {"local": ExecutionMode.LOCAL, "watcher": ExecutionMode.WATCHER}
+WATCHER_POLL_SECONDS = 1
 
 
 def task_group_args(settings: Settings) -> dict[str, Any]:
@@ -48,7 +50,7 @@ def task_group_args(settings: Settings) -> dict[str, Any]:
         "project_config": project_config,
         "profile_config": profile_config(settings),
         "execution_config": ExecutionConfig(
-            execution_mode=ExecutionMode.LOCAL,
+            execution_mode=EXECUTION_MODES[settings.dbt_execution],
             invocation_mode=InvocationMode.DBT_RUNNER,
         ),
         "render_config": RenderConfig(
@@ -62,6 +64,24 @@ def task_group_args(settings: Settings) -> dict[str, Any]:
             emit_datasets=False,
         ),
     }
+
+
+def dbt_task_group(settings: Settings, group_id: str = "dbt_sparkify") -> DbtTaskGroup:
+    """The dbt project as an Airflow task group (call inside a DAG).
+
+    In watcher mode one producer task runs ``dbt build`` and every model and test keeps its own task, a sensor
+    that reports that node's result. Only the producer writes: it alone takes the DuckDB writer pool, while the
+    sensors (deferred to the triggerer, polling every second) wait outside it; a sensor that is retried or cleared
+    runs its own node with dbt and may then wait for the warehouse's lock like any writer.
+    """
+    from cosmos.operators._watcher.base import BaseConsumerSensor
+
+    group = DbtTaskGroup(group_id=group_id, **task_group_args(settings))
+    for operator in group.children.values():
+        if isinstance(operator, BaseConsumerSensor):
+            operator.pool = "default_pool"
+            operator.poke_interval = WATCHER_POLL_SECONDS
+    return group
 
 
 def profile_config(settings: Settings) -> ProfileConfig:

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +30,11 @@ DAG_ID = "sparkify_daily"
 ADMIN_USER = "admin"
 COMPONENTS = ("api-server", "scheduler", "dag-processor")
 TERMINAL_RUN_STATES = {"success", "failed"}
+
+
+def components_for(settings: Settings) -> tuple[str, ...]:
+    """The Airflow processes a run needs: a triggerer too when Cosmos' watcher sensors defer to it."""
+    return (*COMPONENTS, "triggerer") if settings.dbt_execution == "watcher" else COMPONENTS
 
 
 class AirflowStartError(RuntimeError):
@@ -109,9 +114,10 @@ class LocalAirflow:
     settings: Settings
     home: Path
     port: int
-    env: dict[str, str]
-    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    _token: str | None = None
+    # Never in a repr: the environment holds credentials, the token is the admin's.
+    env: dict[str, str] = field(repr=False)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
+    _token: str | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
@@ -189,7 +195,16 @@ class LocalAirflow:
                     f"airflow {component} exited with code {process.returncode}; see {self.log_file(component)}"
                 )
 
-    def wait_until(self, what: str, probe: Any, timeout: float, interval: float = 1.0) -> Any:
+    def wait_until(
+        self,
+        what: str,
+        probe: Any,
+        timeout: float,
+        interval: float = 1.0,
+        describe: Callable[[], str] | None = None,
+    ) -> Any:
+        """Poll ``probe`` until it returns something truthy; on timeout the error carries ``describe()`` (the
+        state that was waited on), so a failure in CI explains itself."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._check_alive()
@@ -200,8 +215,14 @@ class LocalAirflow:
             if result:
                 return result
             time.sleep(interval)
+        state = ""
+        if describe is not None:
+            try:
+                state = f"\n{describe()}"
+            except Exception as error:
+                state = f"\n(state unavailable: {error})"
         raise AirflowStartError(
-            f"timed out after {timeout:.0f}s waiting for {what}; logs in {self.home / 'logs'}"
+            f"timed out after {timeout:.0f}s waiting for {what}; logs in {self.home / 'logs'}{state}"
         )
 
     def _login(self) -> str:
@@ -317,6 +338,19 @@ class LocalAirflow:
         response = self.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", params={"limit": 1000})
         return response["task_instances"]
 
+    def describe_runs(self, start: str, end: str) -> str:
+        """Each run's state and its unfinished or failed task instances (state, try, host), for timeouts."""
+        lines = []
+        for run in self.runs(start, end):
+            lines.append(f"{run['dag_run_id']}: {run['state']}")
+            for ti in self.task_instances(run["dag_run_id"]):
+                if ti["state"] not in {"success", "skipped"}:
+                    lines.append(
+                        f"  {ti['task_id']}: {ti['state']} try {ti['try_number']} on {ti['hostname'] or '-'}"
+                        f" (queued {ti['queued_when'] or '-'}, started {ti['start_date'] or '-'})"
+                    )
+        return "\n".join(lines) or "no run"
+
 
 def free_port() -> int:
     import socket
@@ -339,7 +373,7 @@ def running(
     port: int,
     home: Path | None = None,
     base_env: Mapping[str, str] | None = None,
-    components: tuple[str, ...] = COMPONENTS,
+    components: tuple[str, ...] | None = None,
     fresh: bool = False,
 ) -> Iterator[LocalAirflow]:
     """Start a local Airflow, wait until the DAG is parsed, and stop every process on the way out."""
@@ -354,7 +388,7 @@ def running(
         settings=settings, home=home, port=port, env=airflow_env(settings, home, port, base_env)
     )
     airflow.prepare()
-    airflow.start(components)
+    airflow.start(components or components_for(settings))
     try:
         airflow.wait_ready()
         yield airflow

@@ -10,6 +10,7 @@ from functools import cache
 from pathlib import Path
 
 WAREHOUSES = ("duckdb", "postgres", "redshift")
+DBT_EXECUTIONS = ("local", "watcher")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,6 +66,9 @@ class Settings:
     max_active_runs: int
     # Above this share of a load's records quarantined (bad lines of a day, bad song files), the load fails.
     max_bad_ratio: float = 0.01
+    # How Cosmos runs dbt: "local" (each task runs its own dbt command) or "watcher" (one dbt build per run,
+    # watched by one task per model and per test). See docs/BENCHMARKS.md for the measured choice.
+    dbt_execution: str = "local"
 
     @property
     def manifest_path(self) -> Path:
@@ -150,8 +154,18 @@ def from_env(environ: os._Environ[str] | dict[str, str] | None = None) -> Settin
             retry_delay=timedelta(seconds=float(env.get("SPARKIFY_RETRY_DELAY_SECONDS", "300"))),
             max_active_runs=int(env.get("SPARKIFY_MAX_ACTIVE_RUNS", "1")),
             max_bad_ratio=_ratio(env.get("SPARKIFY_MAX_BAD_RATIO", "0.01"), "SPARKIFY_MAX_BAD_RATIO"),
+            dbt_execution=_choice(
+                env.get("SPARKIFY_DBT_EXECUTION", "local"), "SPARKIFY_DBT_EXECUTION", DBT_EXECUTIONS
+            ),
         )
     )
+
+
+def _choice(value: str, name: str, choices: tuple[str, ...]) -> str:
+    value = value.strip().lower()
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
 
 
 def _check_duckdb_name(settings: Settings) -> Settings:

@@ -95,6 +95,12 @@ def topology(tmp_path_factory, postgres_server, redis_url, s3_server):
         # A lost worker's task is failed (then retried elsewhere) after 30 s without a heartbeat.
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+        # A task the lost worker had taken from the queue but not started stays queued; it is sent again after
+        # 120 s (default 600 s). At most 4 tasks are out at once (the two workers' slots), so a task still waiting
+        # in the queue for a free slot is never mistaken for a lost one.
+        "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "120",
+        "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "10",
+        "AIRFLOW__CORE__PARALLELISM": "4",
     }
     settings = from_env(env)
     postgres.ensure_database(settings)
@@ -147,7 +153,13 @@ def backfill(topology):
         runs = airflow.runs(DAYS[0], DAYS[-1])
         return len(runs) == len(DAYS) and all(run["state"] in {"success", "failed"} for run in runs) and runs
 
-    runs = airflow.wait_until("every run to finish", finished, timeout=600, interval=3)
+    runs = airflow.wait_until(
+        "every run to finish",
+        finished,
+        timeout=600,
+        interval=3,
+        describe=lambda: airflow.describe_runs(DAYS[0], DAYS[-1]),
+    )
     tasks = {run["logical_date"][:10]: airflow.task_instances(run["dag_run_id"]) for run in runs}
     return {"runs": runs, "tasks": tasks, "victim": victim, "recovered_in": time.monotonic() - killed_at}
 

@@ -210,6 +210,7 @@ def wait_for_run(airflow, day: str, wanted: set[str], timeout: float) -> dict:
         lambda: (run := run_of(airflow, day)) and run["state"] in wanted and run,
         timeout=timeout,
         interval=2,
+        describe=lambda: airflow.describe_runs(day, day),
     )
 
 
