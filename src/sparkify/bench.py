@@ -8,6 +8,13 @@ Measured side by side in one run, so ratios hold on a shared machine:
    one ``dbt build`` in one process.
 3. Staging throughput on one large day file: ours vs. DuckDB's bare ``read_json`` of the same file (the floor) vs.
    a row-by-row INSERT loop (the naive baseline, timed on a sample), on DuckDB and on PostgreSQL.
+4. The backfill of November (``--days``) through the scheduler at scale 1, 10 and 100 (``--scales``): wall time,
+   events/s, peak memory of every Airflow process and task, time split into staging / dbt / orchestration, and
+   a plot (docs/benchmark_scale.png).
+
+Sections 2 and 3 are printed in the order 1 (parse), 2 (staging), 3 (day) and 4 (scale); ``--only`` runs some of
+them and docs/BENCHMARKS.md keeps the others as they were. The day section runs each Cosmos execution mode
+(``--execution``).
 """
 
 from __future__ import annotations
@@ -32,10 +39,6 @@ from sparkify.lake import Lake
 from sparkify.settings import Settings, from_env
 
 DAY = date(2018, 11, 1)
-NOT_YET = (
-    "Not measured by this script yet: the November backfill at scale 1, 10 and 100 (wall time, peak RSS, growth "
-    "with scale) and a comparison of Cosmos execution modes.\n"
-)
 
 
 @dataclass
@@ -366,6 +369,219 @@ EXECUTION_LABELS = {
 }
 
 
+# 4. The backfill at scale ----------------------------------------------------------------------------------------
+
+
+class TreeMemory:
+    """Samples, every ``interval`` seconds in a thread, the memory of a set of process trees: the sum of RSS (what
+    ``ps`` shows; pages shared after a fork are counted once per process, so an upper bound) and of PSS (shared
+    pages split between their processes: what the tree really holds). Keeps the peaks."""
+
+    def __init__(self, interval: float = 0.5) -> None:
+        import threading
+
+        self.interval = interval
+        self.roots: list[int] = []
+        self.peak_rss = self.peak_pss = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> TreeMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._stop.wait(self.interval):
+            rss = pss = 0
+            seen: set[int] = set()
+            for root in list(self.roots):
+                try:
+                    top = psutil.Process(root)
+                    tree = [top, *top.children(recursive=True)]
+                except psutil.Error:
+                    continue
+                for process in tree:
+                    if process.pid in seen:
+                        continue
+                    seen.add(process.pid)
+                    try:
+                        info = process.memory_full_info()
+                    except psutil.Error:
+                        continue
+                    rss += info.rss
+                    pss += getattr(info, "pss", info.rss)
+            self.peak_rss = max(self.peak_rss, rss)
+            self.peak_pss = max(self.peak_pss, pss)
+
+
+@dataclass
+class ScaleResult:
+    scale: int
+    days: int
+    events: int
+    megabytes: float
+    wall: float
+    staging: float
+    dbt: float
+    other: float
+    peak_rss: int
+    peak_pss: int
+    state: str
+
+    @property
+    def orchestration(self) -> float:
+        return max(0.0, self.wall - self.staging - self.dbt - self.other)
+
+
+def _task_seconds(ti: dict) -> float:
+    if not (ti.get("start_date") and ti.get("end_date")):
+        return 0.0
+    start = datetime.fromisoformat(ti["start_date"].replace("Z", "+00:00"))
+    end = datetime.fromisoformat(ti["end_date"].replace("Z", "+00:00"))
+    return (end - start).total_seconds()
+
+
+def backfill_at_scale(work: Path, env: dict[str, str], scales: list[int], days: int) -> list[ScaleResult]:
+    """The backfill of ``days`` days of November through the scheduler (DuckDB, the default Cosmos mode) at each
+    scale: wall time from backfill created to last run finished, the peak memory of every Airflow process and
+    task, and the time split by task kind (tasks run one at a time: the DuckDB writer pool)."""
+    from sparkify.local_airflow import free_port, running
+
+    first, last = DAY.isoformat(), date(2018, 11, days).isoformat()
+    results = []
+    for scale in scales:
+        lake = generate(work / f"lake-{scale}", scale=scale, seed=42, days=days).root
+        logs = sorted((lake / "log_data").rglob("*.json"))
+        events = sum(sum(1 for line in path.open("rb") if line.strip()) for path in logs)
+        megabytes = sum(path.stat().st_size for path in logs) / 1e6
+        airflow_env = {
+            **env,
+            "SPARKIFY_LAKE": str(lake),
+            "SPARKIFY_WAREHOUSE": "duckdb",
+            "SPARKIFY_DUCKDB_PATH": str(work / f"scale_{scale}.duckdb"),
+            "SPARKIFY_DBT_DOCS_DIR": str(work / f"dbt_docs_{scale}"),
+            "SPARKIFY_RETRIES": "0",
+        }
+        settings = from_env(airflow_env)
+        with (
+            TreeMemory() as memory,
+            running(settings, free_port(), home=work / f"airflow-{scale}", base_env=airflow_env) as airflow,
+        ):
+            memory.roots = [process.pid for process in airflow.processes.values()]
+            start = time.perf_counter()
+            airflow.create_backfill(first, last, 1)
+            runs = airflow.wait_until(
+                f"the backfill at scale {scale}",
+                lambda airflow=airflow: (
+                    (runs := airflow.runs(first, last))
+                    and len(runs) == days
+                    and all(run["state"] in {"success", "failed"} for run in runs)
+                    and runs
+                ),
+                timeout=4 * 3600,
+                interval=1,
+                describe=lambda airflow=airflow: airflow.describe_runs(first, last),
+            )
+            wall = time.perf_counter() - start
+            tis = [ti for run in runs for ti in airflow.task_instances(run["dag_run_id"])]
+        staging = sum(_task_seconds(ti) for ti in tis if ti["task_id"].startswith("stage_"))
+        dbt = sum(_task_seconds(ti) for ti in tis if ti["task_id"].startswith("dbt_sparkify."))
+        other = sum(_task_seconds(ti) for ti in tis) - staging - dbt
+        states = sorted({run["state"] for run in runs})
+        results.append(
+            ScaleResult(
+                scale,
+                days,
+                events,
+                megabytes,
+                wall,
+                staging,
+                dbt,
+                other,
+                memory.peak_rss,
+                memory.peak_pss,
+                "/".join(states),
+            )
+        )
+        print(f"scale {scale}: {results[-1]}", flush=True)
+    return results
+
+
+def _days(days: int) -> str:
+    return f"{days} day" + ("s" if days != 1 else "")
+
+
+def scale_rows(results: list[ScaleResult]) -> list[Row]:
+    rows = []
+    base = results[0]
+    for r in results:
+        growth = (
+            f"; x{r.wall / base.wall:.1f} the time for x{r.events / base.events:.0f} the events"
+            if r is not base
+            else ""
+        )
+        rows.append(
+            Row(
+                "Backfill",
+                f"scale {r.scale}: {_days(r.days)}, {r.events:,} events, {r.megabytes:.0f} MB (runs {r.state})",
+                f"{r.wall:.0f} s",
+                f"{r.events / r.wall:,.0f} events/s; staging {r.staging:.0f} s, dbt {r.dbt:.0f} s, summary and "
+                f"docs {r.other:.0f} s, orchestration {r.orchestration:.0f} s; peak RSS {r.peak_rss / 2**30:.2f} GiB "
+                f"(PSS {r.peak_pss / 2**30:.2f} GiB){growth}",
+            )
+        )
+    per_day = results[-1].wall / results[-1].days
+    rows.append(
+        Row(
+            "Backfill",
+            f"November (30 days) at scale {results[-1].scale}, projected",
+            f"{per_day * 30 / 60:.0f} min",
+            f"{per_day:.0f} s a day x 30 (target 10 min); peak memory does not grow with the days (one run at a time)",
+        )
+    )
+    return rows
+
+
+def plot_scale(results: list[ScaleResult], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"scale {r.scale}\n{r.events:,} events" for r in results]
+    parts = [
+        ("staging", [r.staging for r in results]),
+        ("dbt", [r.dbt for r in results]),
+        ("summary + docs", [r.other for r in results]),
+        ("orchestration", [r.orchestration for r in results]),
+    ]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    bottom = [0.0] * len(results)
+    for name, values in parts:
+        left.bar(labels, values, bottom=bottom, label=name)
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    left.set_ylabel("wall time (s)")
+    left.set_title(f"Backfill of {_days(results[0].days)} through Airflow")
+    left.legend()
+    right.plot(labels, [r.peak_rss / 2**30 for r in results], marker="o", label="peak RSS (sum)")
+    right.plot(labels, [r.peak_pss / 2**30 for r in results], marker="o", label="peak PSS (sum)")
+    right.axhline(2, color="grey", linestyle="--", label="target 2 GiB")
+    right.set_ylabel("GiB, every Airflow process and task")
+    right.set_title("Peak memory of the process tree")
+    right.set_ylim(bottom=0)
+    right.legend()
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
 # Report -----------------------------------------------------------------------------------------------------------
 
 
@@ -399,38 +615,78 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+SECTIONS = ("parse", "staging", "day", "scale")
+SECTION_TITLES = {
+    "parse": "1. DAG parse",
+    "staging": "2. Staging throughput",
+    "day": "3. One day through Airflow vs. raw, by Cosmos execution mode",
+    "scale": "4. The backfill at scale",
+}
+PLOT = Path("docs") / "benchmark_scale.png"
+
+
+def write_report(out: Path, tables: dict[str, str]) -> None:
+    """Replace the sections measured now in ``out``, keep the others as they were (each says when it ran)."""
+    import re
+
+    text = out.read_text() if out.exists() else ""
+    blocks = {
+        name: match.group(1)
+        for name in SECTIONS
+        if (match := re.search(rf"<!-- {name} -->\n(.*?)<!-- /{name} -->\n", text, re.DOTALL))
+    }
+    stamp = f"`make bench`, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, on {machine()}."
+    for name, table_text in tables.items():
+        blocks[name] = f"## {SECTION_TITLES[name]}\n\n{stamp}\n\n{table_text}\n\n"
+    notes = ""
+    if (marker := "<!-- notes -->\n") in text:
+        notes = text[text.index(marker) :]
+    body = "".join(
+        f"<!-- {name} -->\n{blocks[name]}<!-- /{name} -->\n" for name in SECTIONS if name in blocks
+    )
+    out.write_text(f"# Benchmarks\n\n`make bench` (`python -m sparkify.bench --help`).\n\n{body}\n{notes}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sparkify.bench", description=__doc__)
     parser.add_argument("--parse-runs", type=int, default=10)
     parser.add_argument("--copies", type=int, default=4, help="generated months (scale 10) in the large day")
     parser.add_argument("--sample", type=int, default=5000, help="rows timed for the row-by-row baseline")
-    parser.add_argument("--only", choices=("parse", "staging", "day"), action="append")
+    parser.add_argument("--only", choices=SECTIONS, action="append", help="sections to run (default: all)")
     parser.add_argument(
         "--execution", choices=("local", "watcher"), action="append", help="Cosmos modes to run"
     )
-    parser.add_argument("--out", type=Path, help="markdown file to write (default: docs/BENCHMARKS.md)")
+    parser.add_argument("--scales", default="1,10,100", help="generator scales of the backfill section")
+    parser.add_argument("--days", type=int, default=30, help="days of November in the backfill section")
+    parser.add_argument("--out", type=Path, help="markdown file to update (default: docs/BENCHMARKS.md)")
     args = parser.parse_args(argv)
     settings = from_env()
     env = {**os.environ, "DO_NOT_TRACK": "1", "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False"}
-    sections = args.only or ["parse", "staging", "day"]
-    rows: list[Row] = []
+    sections = args.only or list(SECTIONS)
+    tables: dict[str, str] = {}
+    out = args.out or settings.root / "docs" / "BENCHMARKS.md"
     with tempfile.TemporaryDirectory(prefix="sparkify-bench-") as tmp:
         work = Path(tmp)
-        if "parse" in sections:
-            rows += dag_parse(settings, args.parse_runs, env)
+        for name in sections:
+            if name == "parse":
+                rows = dag_parse(settings, args.parse_runs, env)
+            elif name == "staging":
+                rows = staging_throughput(settings, work / "staging", args.copies, args.sample)
+            elif name == "day":
+                rows = one_day(settings, work / "day", env, args.execution or ["local", "watcher"])
+            else:
+                results = backfill_at_scale(
+                    work / "scale", env, [int(x) for x in args.scales.split(",")], args.days
+                )
+                rows = scale_rows(results)
+                plot = out.parent / PLOT.name
+                plot_scale(results, plot)
+                print(f"plot written to {plot}")
+            tables[name] = table(rows)
+            if name == "scale":
+                tables[name] += f"\n\n![Backfill wall time and peak memory against scale]({PLOT.name})"
             print(table(rows), flush=True)
-        if "staging" in sections:
-            rows += staging_throughput(settings, work / "staging", args.copies, args.sample)
-            print(table(rows), flush=True)
-        if "day" in sections:
-            rows += one_day(settings, work / "day", env, args.execution or ["local", "watcher"])
-    report = table(rows)
-    print(report)
-    out = args.out or settings.root / "docs" / "BENCHMARKS.md"
-    out.write_text(
-        f"# Benchmarks\n\n`make bench`, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, on {machine()}.\n\n{report}\n\n"
-        + NOT_YET
-    )
+    write_report(out, tables)
     print(f"written to {out}")
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -77,11 +78,20 @@ def dbt_task_group(settings: Settings, group_id: str = "dbt_sparkify") -> DbtTas
     from cosmos.operators._watcher.base import BaseConsumerSensor
 
     group = DbtTaskGroup(group_id=group_id, **task_group_args(settings))
-    for operator in group.children.values():
+    for operator in _tasks(group):
         if isinstance(operator, BaseConsumerSensor):
             operator.pool = "default_pool"
             operator.poke_interval = WATCHER_POLL_SECONDS
     return group
+
+
+def _tasks(group: Any) -> Iterator[Any]:
+    """Every task of a task group, nested groups (a model's run and test) included."""
+    for child in group.children.values():
+        if hasattr(child, "children"):
+            yield from _tasks(child)
+        else:
+            yield child
 
 
 def profile_config(settings: Settings) -> ProfileConfig:

@@ -290,9 +290,12 @@ class LocalAirflow:
         self.api("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
         self.cancel_active_backfills()
         # On the SQLite metadata database the API answers 503 ("Database is locked") while the scheduler writes:
-        # a busy database, not an error; ask again.
+        # a busy database, not an error; ask again. The refused attempt may have committed its backfill before
+        # the lock hit (the next attempt then gets 409 "already a running backfill"): cancel it first.
         for attempt in range(1, 11):
             try:
+                if attempt > 1:
+                    self.cancel_active_backfills()
                 return self._post_backfill(start, end, max_active_runs)
             except httpx.HTTPStatusError as error:
                 if error.response.status_code != 503 or attempt == 10:

@@ -113,3 +113,40 @@ def test_the_day_file_renders_from_the_logical_date(dag, day):
     rendered = task.render_template(task.op_kwargs, {"ds": day, "logical_date": logical_date})
     assert rendered == {"log_key": Lake.log_key(logical_date.date())}
     assert rendered["log_key"] == f"log_data/{day[:4]}/{day[5:7]}/{day}-events.json"
+
+
+@pytest.fixture
+def watcher_dag(monkeypatch, dagbag):
+    """The same DAG with SPARKIFY_DBT_EXECUTION=watcher (parsed after the default one: settings are cached)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from sparkify import settings as settings_module
+
+    monkeypatch.setenv("SPARKIFY_DBT_EXECUTION", "watcher")
+    settings_module.settings.cache_clear()
+    return DagBag(dag_folder=str(REPO / "airflow" / "dags")).dags["sparkify_daily"]
+
+
+def test_watcher_mode_keeps_a_task_per_node_and_only_the_producer_writes(dag, watcher_dag):
+    producer = watcher_dag.get_task("dbt_sparkify.dbt_producer_watcher")
+    assert type(producer).__name__ == "DbtProducerWatcherOperator"
+    assert producer.pool == "sparkify_duckdb"
+    assert producer.upstream_task_ids == {"stage_events", "stage_songs"}
+    # Every model, test and source of the LOCAL DAG is still a task of its own, now a sensor outside the pool.
+    nodes = {task_id for task_id in dag.task_ids if task_id.startswith("dbt_sparkify.")}
+    assert nodes <= set(watcher_dag.task_ids)
+    for task_id in nodes:
+        sensor = watcher_dag.get_task(task_id)
+        assert sensor.pool == "default_pool", task_id
+        assert sensor.poke_interval == 1, task_id
+        assert sensor.deferrable, task_id
+
+
+def test_watcher_mode_runs_a_triggerer():
+    from sparkify.local_airflow import COMPONENTS, components_for
+    from sparkify.settings import from_env
+
+    assert components_for(from_env({"SPARKIFY_DBT_EXECUTION": "watcher"})) == (*COMPONENTS, "triggerer")
+    assert components_for(from_env({})) == COMPONENTS
+    with pytest.raises(ValueError, match="SPARKIFY_DBT_EXECUTION must be one of local, watcher"):
+        from_env({"SPARKIFY_DBT_EXECUTION": "kubernetes"})
