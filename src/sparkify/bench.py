@@ -337,7 +337,9 @@ def one_day(settings: Settings, work: Path, env: dict[str, str], executions: lis
         }
         airflow_settings = from_env(airflow_env)
         home = work / f"airflow-{execution}"
-        with running(airflow_settings, free_port(), home=home, base_env=airflow_env) as airflow:
+        with running(
+            airflow_settings, free_port(), home=home, base_env=airflow_env, scheduler_after_backfill=True
+        ) as airflow:
             start = time.perf_counter()
             airflow.create_backfill(DAY.isoformat(), DAY.isoformat(), 1)
             run = airflow.wait_until(
@@ -471,7 +473,13 @@ def backfill_at_scale(work: Path, env: dict[str, str], scales: list[int], days: 
         settings = from_env(airflow_env)
         with (
             TreeMemory() as memory,
-            running(settings, free_port(), home=work / f"airflow-{scale}", base_env=airflow_env) as airflow,
+            running(
+                settings,
+                free_port(),
+                home=work / f"airflow-{scale}",
+                base_env=airflow_env,
+                scheduler_after_backfill=True,
+            ) as airflow,
         ):
             memory.roots = [process.pid for process in airflow.processes.values()]
             start = time.perf_counter()

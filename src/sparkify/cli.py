@@ -83,6 +83,7 @@ def watch_backfill(
     last_line = ""
     failed_tasks: dict[str, list[str]] = {}
     while True:
+        airflow.check_alive()
         runs = airflow.runs(start, end)
         for run in runs:
             day = run["logical_date"][:10]
@@ -177,7 +178,7 @@ def cmd_backfill(args: argparse.Namespace, keep_ui: bool) -> int:
     prepare_warehouse(config)
     port = int(os.environ.get("SPARKIFY_AIRFLOW_PORT", "8080"))
     print(f"Starting Airflow (AIRFLOW_HOME {airflow_home(config)}) on port {port} ...", flush=True)
-    with running(config, port) as airflow:
+    with running(config, port, scheduler_after_backfill=True) as airflow:
         backfill = airflow.create_backfill(
             args.start, args.end, args.max_active_runs or config.max_active_runs
         )
