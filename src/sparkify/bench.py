@@ -12,8 +12,7 @@ Measured side by side in one run, so ratios hold on a shared machine:
    events/s, peak memory of every Airflow process and task, time split into staging / dbt / orchestration, and
    a plot (docs/benchmark_scale.png).
 
-Sections 2 and 3 are printed in the order 1 (parse), 2 (staging), 3 (day) and 4 (scale); ``--only`` runs some of
-them and docs/BENCHMARKS.md keeps the others as they were. The day section runs each Cosmos execution mode
+``--only`` runs some of the sections; docs/BENCHMARKS.md keeps the others as they were. The day section runs each Cosmos execution mode
 (``--execution``).
 """
 
@@ -28,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -342,13 +342,9 @@ def one_day(settings: Settings, work: Path, env: dict[str, str], executions: lis
         ) as airflow:
             start = time.perf_counter()
             airflow.create_backfill(DAY.isoformat(), DAY.isoformat(), 1)
-            run = airflow.wait_until(
+            [run] = airflow.wait_until(
                 "the day's run",
-                lambda airflow=airflow: (
-                    (runs := airflow.runs(DAY.isoformat(), DAY.isoformat()))
-                    and runs[0]["state"] in {"success", "failed"}
-                    and runs[0]
-                ),
+                lambda airflow=airflow: airflow.finished_runs(DAY.isoformat(), DAY.isoformat(), 1),
                 timeout=1800,
                 interval=0.5,
             )
@@ -380,8 +376,6 @@ class TreeMemory:
     pages split between their processes: what the tree really holds). Keeps the peaks."""
 
     def __init__(self, interval: float = 0.5) -> None:
-        import threading
-
         self.interval = interval
         self.roots: list[int] = []
         self.peak_rss = self.peak_pss = 0
@@ -486,12 +480,7 @@ def backfill_at_scale(work: Path, env: dict[str, str], scales: list[int], days: 
             airflow.create_backfill(first, last, 1)
             runs = airflow.wait_until(
                 f"the backfill at scale {scale}",
-                lambda airflow=airflow: (
-                    (runs := airflow.runs(first, last))
-                    and len(runs) == days
-                    and all(run["state"] in {"success", "failed"} for run in runs)
-                    and runs
-                ),
+                lambda airflow=airflow: airflow.finished_runs(first, last, days),
                 timeout=4 * 3600,
                 interval=1,
                 describe=lambda airflow=airflow: airflow.describe_runs(first, last),

@@ -75,9 +75,11 @@ def dbt_task_group(settings: Settings, group_id: str = "dbt_sparkify") -> DbtTas
     sensors (deferred to the triggerer, polling every second) wait outside it; a sensor that is retried or cleared
     runs its own node with dbt and may then wait for the warehouse's lock like any writer.
     """
+    group = DbtTaskGroup(group_id=group_id, **task_group_args(settings))
+    if settings.dbt_execution != "watcher":
+        return group
     from cosmos.operators._watcher.base import BaseConsumerSensor
 
-    group = DbtTaskGroup(group_id=group_id, **task_group_args(settings))
     for operator in _tasks(group):
         if isinstance(operator, BaseConsumerSensor):
             operator.pool = "default_pool"

@@ -291,14 +291,12 @@ class LocalAirflow:
 
     def create_backfill(self, start: str, end: str, max_active_runs: int) -> dict[str, Any]:
         self.api("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
-        self.cancel_active_backfills()
         # On the SQLite metadata database the API answers 503 ("Database is locked") while the scheduler writes:
         # a busy database, not an error; ask again. The refused attempt may have committed its backfill before
         # the lock hit (the next attempt then gets 409 "already a running backfill"): cancel it first.
         for attempt in range(1, 11):
             try:
-                if attempt > 1:
-                    self.cancel_active_backfills()
+                self.cancel_active_backfills()
                 created = self._post_backfill(start, end, max_active_runs)
                 break
             except httpx.HTTPStatusError as error:
@@ -347,6 +345,13 @@ class LocalAirflow:
     def task_instances(self, run_id: str) -> list[dict[str, Any]]:
         response = self.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", params={"limit": 1000})
         return response["task_instances"]
+
+    def finished_runs(self, start: str, end: str, expected: int) -> list[dict[str, Any]] | None:
+        """The runs of [start, end] once there are ``expected`` of them and all have finished, else None."""
+        runs = self.runs(start, end)
+        if len(runs) == expected and all(run["state"] in TERMINAL_RUN_STATES for run in runs):
+            return runs
+        return None
 
     def describe_runs(self, start: str, end: str) -> str:
         """Each run's state and its unfinished or failed task instances (state, try, host), for timeouts."""

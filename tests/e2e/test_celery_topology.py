@@ -140,8 +140,7 @@ def backfill(topology):
             if airflow.api("GET", path)["state"] == "running":
                 return ti
             os.killpg(worker.pid, signal.SIGCONT)
-        runs = airflow.runs(DAYS[0], DAYS[-1])
-        if len(runs) == len(DAYS) and all(run["state"] in {"success", "failed"} for run in runs):
+        if airflow.finished_runs(DAYS[0], DAYS[-1], len(DAYS)):
             raise AssertionError("every run finished before a dbt task could be caught running on a worker")
         return None
 
@@ -149,13 +148,9 @@ def backfill(topology):
     airflow.kill(f"worker-{victim['hostname']}")
     killed_at = time.monotonic()
 
-    def finished():
-        runs = airflow.runs(DAYS[0], DAYS[-1])
-        return len(runs) == len(DAYS) and all(run["state"] in {"success", "failed"} for run in runs) and runs
-
     runs = airflow.wait_until(
         "every run to finish",
-        finished,
+        lambda: airflow.finished_runs(DAYS[0], DAYS[-1], len(DAYS)),
         timeout=600,
         interval=3,
         describe=lambda: airflow.describe_runs(DAYS[0], DAYS[-1]),
