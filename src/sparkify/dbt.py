@@ -146,6 +146,34 @@ def run_dbt(settings: Settings, *args: str) -> None:
         raise RuntimeError(f"dbt {' '.join(args)} on {settings.dbt_project_dir} failed: {result.exception}")
 
 
+def warm_up(settings: Settings) -> None:
+    """Run dbt once in this process (``dbt ls``, nothing written to the project), so that every task process
+    forked from it later starts with dbt warm: its adapter registered and the project's macros compiled.
+
+    A dbt task then costs about 0.7 s less (measured in a forked child: 0.8 s instead of 1.5 s for one model).
+    The DAG's tasks are forked from the executor's process (the scheduler with the LocalExecutor, a Celery worker);
+    see ``airflow/plugins/sparkify_preload.py``.
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="sparkify-dbt-warm-up-") as scratch:
+        run_dbt(
+            settings,
+            "ls",
+            # dbt's static parser (the Rust dbt-extractor) must not run here: a process forked after it has run
+            # hangs forever at its next use (a full parse in a task, e.g. `dbt docs generate`).
+            "--no-static-parser",
+            "--quiet",
+            "--log-level",
+            "none",
+            "--no-write-json",
+            "--target-path",
+            str(Path(scratch) / "target"),
+            "--log-path",
+            str(Path(scratch) / "logs"),
+        )
+
+
 def build_manifest(settings: Settings) -> Path:
     """``dbt parse``: the manifest (and dbt's partial-parse cache) land in the project's target/."""
     run_dbt(settings, "parse", "--quiet")

@@ -124,6 +124,16 @@ def test_backfill_reports_success(first_backfill):
     assert "analytics.fct_songplays" in out
 
 
+def test_the_scheduler_warmed_dbt_before_forking_tasks(workspace, first_backfill):
+    scheduler_log = (Path(workspace["env"]["AIRFLOW_HOME"]) / "logs" / "scheduler.log").read_text()
+    assert "Loaded executor: ::sparkify.executor.WarmLocalExecutor" in scheduler_log
+    warmed = scheduler_log.index("dbt warmed up in")
+    assert warmed < scheduler_log.index("Worker starting up"), (
+        "the executor forked its workers before dbt ran"
+    )
+    assert "dbt warm-up failed" not in scheduler_log
+
+
 def test_staging_holds_every_line_of_each_day(workspace, first_backfill):
     events = read_events(workspace["lake"])
     per_day = defaultdict(int)

@@ -87,6 +87,7 @@ def topology(tmp_path_factory, postgres_server, redis_url, s3_server):
         "SPARKIFY_MAX_ACTIVE_RUNS": "3",
         "SPARKIFY_DBT_DOCS_DIR": str(root / "dbt_docs"),
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "sparkify.celery_config.CELERY_CONFIG",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{login}{pg.host}:{pg.port}/{metadata}",
         "AIRFLOW__CELERY__BROKER_URL": redis_url,
         "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://{login}{pg.host}:{pg.port}/{metadata}",
@@ -163,6 +164,13 @@ def test_every_run_succeeds_on_both_workers(backfill):
     assert [run["state"] for run in backfill["runs"]] == ["success"] * len(DAYS), backfill["runs"]
     hosts = {ti["hostname"] for tis in backfill["tasks"].values() for ti in tis}
     assert hosts == set(WORKERS)
+
+
+def test_each_worker_warmed_dbt_before_forking_its_pool(topology, backfill):
+    for worker in WORKERS:
+        log = (topology["home"] / "logs" / f"worker-{worker}.log").read_text()
+        assert "dbt warmed up in" in log, worker
+        assert "dbt warm-up failed" not in log, worker
 
 
 def test_the_task_of_the_killed_worker_was_retried_on_the_other(backfill):

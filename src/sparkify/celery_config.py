@@ -1,0 +1,23 @@
+"""Celery configuration for the CeleryExecutor: Airflow's default, plus dbt warmed up in each worker.
+
+``AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS=sparkify.celery_config.CELERY_CONFIG``. A Celery worker's main process
+warms dbt once when it starts (``worker_init``), before it forks its pool, whose processes fork the task
+processes: each dbt task then starts with dbt warm, as under the project's LocalExecutor
+(``sparkify.executor``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
+from celery.signals import worker_init
+
+from sparkify.executor import warm_up_dbt
+
+CELERY_CONFIG: dict[str, Any] = dict(DEFAULT_CELERY_CONFIG)
+
+
+@worker_init.connect
+def _warm_up_dbt(**_: Any) -> None:
+    warm_up_dbt()

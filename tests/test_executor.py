@@ -1,0 +1,83 @@
+"""The executor's dbt warm-up: real dbt, in a process of its own as in the scheduler."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO
+
+WARM_UP = "import sys; from sparkify.executor import warm_up_dbt; sys.exit(0 if warm_up_dbt() else 3)"
+
+
+def project_files() -> dict[str, tuple[int, int]]:
+    root = REPO / "dbt_sparkify"
+    return {
+        str(p.relative_to(root)): (p.stat().st_mtime_ns, p.stat().st_size)
+        for p in root.rglob("*")
+        if p.is_file()
+    }
+
+
+def warm_up(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", WARM_UP], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_the_warm_up_runs_dbt_and_leaves_the_project_and_the_warehouse_alone(tmp_path):
+    database = tmp_path / "warehouse.duckdb"
+    before = project_files()
+    result = warm_up({**os.environ, "SPARKIFY_DUCKDB_PATH": str(database)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert project_files() == before, "the warm-up wrote into dbt_sparkify"
+    assert not database.exists(), "the warm-up opened the warehouse"
+
+
+def test_a_failed_warm_up_is_a_warning_not_an_error(tmp_path):
+    # A home without the dbt project: dbt fails, the scheduler would go on with dbt cold.
+    env = {**os.environ, "SPARKIFY_HOME": str(tmp_path), "SPARKIFY_DUCKDB_PATH": str(tmp_path / "w.duckdb")}
+    result = warm_up(env)
+    assert result.returncode == 3, result.stderr[-3000:]
+    assert "dbt warm-up failed; dbt tasks will start cold" in result.stdout + result.stderr
+    assert not Path(tmp_path / "w.duckdb").exists()
+
+
+FORK_AFTER_WARM_UP = """
+import os, shutil, sys, tempfile, time
+from pathlib import Path
+from sparkify.dbt import run_dbt
+from sparkify.executor import warm_up_dbt
+from sparkify.settings import from_env
+
+assert warm_up_dbt()
+pid = os.fork()
+if pid == 0:
+    # A task process: a full parse (no partial-parse file), as `dbt docs generate` does into its own target.
+    target = Path(tempfile.mkdtemp())
+    run_dbt(from_env(), "parse", "--quiet", "--target-path", str(target), "--log-path", str(target))
+    os._exit(0 if (target / "manifest.json").is_file() else 4)
+deadline = time.monotonic() + 120
+while time.monotonic() < deadline:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        sys.exit(os.waitstatus_to_exitcode(status))
+    time.sleep(0.5)
+os.kill(pid, 9)
+sys.exit("the forked process hung in dbt")
+"""
+
+
+def test_a_process_forked_after_the_warm_up_runs_a_full_dbt_parse(tmp_path):
+    env = {**os.environ, "SPARKIFY_DUCKDB_PATH": str(tmp_path / "warehouse.duckdb")}
+    result = subprocess.run(
+        [sys.executable, "-c", FORK_AFTER_WARM_UP],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
