@@ -182,7 +182,9 @@ class LocalAirflow:
         process.wait()
 
     def stop(self, timeout: float = 30) -> None:
-        """SIGTERM every component's process group, then SIGKILL what is left after ``timeout``."""
+        """SIGTERM every component's process group, then SIGKILL what is left after ``timeout``, task processes
+        included: Airflow starts each in a process group of its own, which a hung task never leaves."""
+        descendants = _descendants([process.pid for process in self.processes.values()])
         for process in self.processes.values():
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
@@ -194,6 +196,7 @@ class LocalAirflow:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         self.processes.clear()
+        _kill_survivors(descendants, max(0.1, deadline - time.monotonic()))
 
     def check_alive(self) -> None:
         """Raise if a component has exited (a dead scheduler never finishes a run)."""
@@ -370,6 +373,32 @@ class LocalAirflow:
                         f" (queued {ti['queued_when'] or '-'}, started {ti['start_date'] or '-'})"
                     )
         return "\n".join(lines) or "no run"
+
+
+def _descendants(pids: list[int]) -> list[Any]:
+    """Every live process started, directly or not, by the given ones."""
+    import psutil
+
+    found = []
+    for pid in pids:
+        try:
+            found.extend(psutil.Process(pid).children(recursive=True))
+        except psutil.Error:
+            continue
+    return found
+
+
+def _kill_survivors(processes: list[Any], timeout: float) -> None:
+    """SIGKILL those of ``processes`` still alive after ``timeout``."""
+    import psutil
+
+    _, alive = psutil.wait_procs(processes, timeout=timeout)
+    for process in alive:
+        try:
+            process.kill()
+        except psutil.Error:
+            continue
+    psutil.wait_procs(alive, timeout=5)
 
 
 def free_port() -> int:

@@ -1,0 +1,29 @@
+"""Stopping the local Airflow leaves no process behind, even one in a process group of its own."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import psutil
+
+from sparkify.local_airflow import LocalAirflow
+from sparkify.settings import from_env
+
+
+def test_stop_kills_a_descendant_in_its_own_process_group(tmp_path):
+    # Like a hung task: started by a component, in a group of its own, deaf to SIGTERM.
+    pid_file = tmp_path / "task.pid"
+    script = f"setsid bash -c 'trap \"\" TERM; echo $$ > {pid_file}; exec sleep 600' & wait"
+    component = subprocess.Popen(["bash", "-c", script], start_new_session=True)
+    airflow = LocalAirflow(from_env({}), tmp_path, 0, env={}, processes={"scheduler": component})
+    deadline = time.monotonic() + 10
+    while not (pid_file.exists() and pid_file.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    task = psutil.Process(int(pid_file.read_text()))
+    assert task.is_running() and task.pid in {
+        child.pid for child in psutil.Process(component.pid).children(True)
+    }
+    airflow.stop(timeout=2)
+    assert component.poll() is not None
+    assert not task.is_running() or task.status() == psutil.STATUS_ZOMBIE
