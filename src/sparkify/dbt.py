@@ -151,8 +151,8 @@ def warm_up(settings: Settings) -> None:
     forked from it later starts with dbt warm: its adapter registered and the project's macros compiled.
 
     A dbt task then costs about 0.7 s less (measured in a forked child: 0.8 s instead of 1.5 s for one model).
-    The DAG's tasks are forked from the executor's process (the scheduler with the LocalExecutor, a Celery worker);
-    see ``airflow/plugins/sparkify_preload.py``.
+    The DAG's tasks are forked from the executor's process: the scheduler with ``sparkify.executor``'s
+    LocalExecutor, or a Celery worker configured by ``sparkify.celery_config``.
     """
     import tempfile
 
