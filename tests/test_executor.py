@@ -9,7 +9,10 @@ from pathlib import Path
 
 from tests.conftest import REPO
 
-WARM_UP = "import sys; from sparkify.executor import warm_up_dbt; sys.exit(0 if warm_up_dbt() else 3)"
+WARM_UP = (
+    "import sys; from sparkify.dbt import warm_up; from sparkify.settings import settings; "
+    "sys.exit(0 if warm_up(settings()) else 3)"
+)
 
 
 def project_files() -> dict[str, tuple[int, int]]:
@@ -48,11 +51,10 @@ def test_a_failed_warm_up_is_a_warning_not_an_error(tmp_path):
 FORK_AFTER_WARM_UP = """
 import os, shutil, sys, tempfile, time
 from pathlib import Path
-from sparkify.dbt import run_dbt
-from sparkify.executor import warm_up_dbt
+from sparkify.dbt import run_dbt, warm_up
 from sparkify.settings import from_env
 
-assert warm_up_dbt()
+assert warm_up(from_env())
 pid = os.fork()
 if pid == 0:
     # A task process: a full parse (no partial-parse file), as `dbt docs generate` does into its own target.

@@ -13,11 +13,12 @@ from typing import Any
 from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
 from celery.signals import worker_init
 
-from sparkify.executor import warm_up_dbt
+from sparkify.dbt import warm_up
+from sparkify.settings import settings
 
 CELERY_CONFIG: dict[str, Any] = dict(DEFAULT_CELERY_CONFIG)
 
 
 @worker_init.connect
 def _warm_up_dbt(**_: Any) -> None:
-    warm_up_dbt()
+    warm_up(settings())
