@@ -187,17 +187,22 @@ def s3_connection_env(endpoint: str) -> dict[str, str]:
     return {"AIRFLOW_CONN_AWS_DEFAULT": json.dumps(connection)}
 
 
-def upload_lake(endpoint: str, lake: Path, bucket: str, prefix: str) -> str:
-    """Copy a local lake into a new bucket under ``prefix``; the lake's s3:// URI."""
+def s3_client(endpoint: str):
+    """A boto3 client of the test S3 server, with the credentials of ``s3_connection_env``."""
     import boto3
 
-    client = boto3.client(
+    return boto3.client(
         "s3",
         endpoint_url=endpoint,
         region_name="us-east-1",
         aws_access_key_id="sparkify-test-key",
         aws_secret_access_key="sparkify-test-secret",
     )
+
+
+def upload_lake(endpoint: str, lake: Path, bucket: str, prefix: str) -> str:
+    """Copy a local lake into a new bucket under ``prefix``; the lake's s3:// URI."""
+    client = s3_client(endpoint)
     client.create_bucket(Bucket=bucket)
     for path in sorted(p for p in lake.rglob("*.json")):
         client.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(lake).as_posix()}")

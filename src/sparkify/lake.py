@@ -6,6 +6,7 @@ folder. The source recorded with each row is always the lake's path or ``s3://``
 
 from __future__ import annotations
 
+import hashlib
 import re
 import tempfile
 from collections.abc import Iterator
@@ -32,6 +33,15 @@ class LocalFiles:
 
     root: Path
     files: list[Path]
+
+
+@dataclass(frozen=True)
+class SongListing:
+    """The song files' keys below the lake's root, sorted, and a digest of their keys and versions: equal
+    digests mean the same files, unchanged."""
+
+    keys: list[str]
+    fingerprint: str
 
 
 @dataclass(frozen=True)
@@ -82,18 +92,19 @@ class Lake:
                 raise LakeError(f"not in the lake: expected {self.uri(key)}") from error
             raise
 
-    def _song_keys(self, client: Any) -> list[str]:
+    def _song_objects(self, client: Any) -> list[tuple[str, str]]:
+        """``(key, version)`` of every song object, sorted; the version is its size and ETag."""
         bucket, prefix = self.bucket_and_prefix()
         start = f"{prefix}/" if prefix else ""
-        keys = []
+        objects = []
         for page in client.get_paginator("list_objects_v2").paginate(
             Bucket=bucket, Prefix=f"{start}song_data/"
         ):
             for item in page.get("Contents", []):
                 key = item["Key"][len(start) :]
                 if SONG_KEY.fullmatch(key):
-                    keys.append(key)
-        return sorted(keys)
+                    objects.append((key, f"{item['Size']} {item['ETag']}"))
+        return sorted(objects)
 
     # -- what staging uses -----------------------------------------------------------------------------------
     @contextmanager
@@ -114,24 +125,35 @@ class Lake:
                 raise LakeError(f"no event log for {day:%Y-%m-%d}: expected {self.uri(key)}") from error
             yield self.uri(key), path
 
-    @contextmanager
-    def song_files(self) -> Iterator[LocalFiles]:
-        """Every song file (``song_data/<A>/<B>/<C>/*.json``), sorted; an error naming the folder if there is none."""
+    def song_listing(self) -> SongListing:
+        """Every song file (``song_data/<A>/<B>/<C>/*.json``), sorted, with a fingerprint of their versions
+        (local: size and modification time; S3: size and ETag); an error naming the folder if there is none."""
         if self.is_local:
             root = Path(self.root)
-            files = sorted(root.glob("song_data/*/*/*/*.json"))
-            if not files:
-                raise LakeError(
-                    f"no song files under {root / 'song_data'} (expected song_data/<A>/<B>/<C>/TR*.json)"
-                )
-            yield LocalFiles(root=root, files=files)
-            return
-        client = self._s3()
-        keys = self._song_keys(client)
-        if not keys:
+            objects = []
+            for path in sorted(root.glob("song_data/*/*/*/*.json")):
+                stat = path.stat()
+                objects.append((path.relative_to(root).as_posix(), f"{stat.st_size} {stat.st_mtime_ns}"))
+        else:
+            objects = self._song_objects(self._s3())
+        if not objects:
             raise LakeError(
                 f"no song files under {self.uri('song_data')} (expected song_data/<A>/<B>/<C>/TR*.json)"
             )
+        digest = hashlib.sha256()
+        for key, version in objects:
+            digest.update(f"{key}\t{version}\n".encode())
+        return SongListing(keys=[key for key, _ in objects], fingerprint=digest.hexdigest())
+
+    @contextmanager
+    def song_files(self, listing: SongListing | None = None) -> Iterator[LocalFiles]:
+        """The song files of ``listing`` (default: listed now) as local files, sorted."""
+        keys = (listing or self.song_listing()).keys
+        if self.is_local:
+            root = Path(self.root)
+            yield LocalFiles(root=root, files=[root / key for key in keys])
+            return
+        client = self._s3()
         with tempfile.TemporaryDirectory(prefix="sparkify-lake-") as folder:
             root = Path(folder)
             with ThreadPoolExecutor(_DOWNLOAD_THREADS) as pool:

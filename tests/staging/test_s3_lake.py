@@ -9,7 +9,7 @@ import pytest
 
 from sparkify import staging, warehouse
 from sparkify.lake import Lake, LakeError
-from tests.conftest import read_events
+from tests.conftest import read_events, s3_client
 
 
 def test_s3_lake_stages_like_the_files(small_lake, s3_lake, make_settings):
@@ -48,6 +48,25 @@ def test_s3_lake_stages_like_the_files(small_lake, s3_lake, make_settings):
         uri: (song["song_id"], str(song["artist_name"]), song["duration"], song["year"])
         for uri, song in files.items()
     }
+
+
+def test_unchanged_song_objects_are_not_fetched_again(s3_server, s3_lake, make_settings, small_lake):
+    settings = make_settings(small_lake.root, SPARKIFY_LAKE=s3_lake)
+    first = staging.stage_songs(settings)
+    assert not first["unchanged"]
+    assert staging.stage_songs(settings)["unchanged"]
+    # One object written again with other content (a new ETag): the files are loaded again.
+    bucket, prefix = Lake(s3_lake).bucket_and_prefix()
+    key = Lake(s3_lake).song_listing().keys[0]
+    song = json.loads((small_lake.root / key).read_text(encoding="utf-8"))
+    s3_client(s3_server).put_object(
+        Bucket=bucket, Key=f"{prefix}/{key}", Body=json.dumps({**song, "title": "Retitled"})
+    )
+    again = staging.stage_songs(settings)
+    assert not again["unchanged"] and again["rows"] == first["rows"]
+    with warehouse.cursor(settings) as cur:
+        cur.execute(f"select title from raw.staging_songs where song_id = '{song['song_id']}'")
+        assert cur.fetchall() == [("Retitled",)]
 
 
 def test_a_missing_day_in_s3_names_the_uri(s3_lake, make_settings, small_lake):

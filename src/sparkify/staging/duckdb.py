@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 
 from sparkify.lake import Lake, LocalFiles
-from sparkify.staging import rules, schema
+from sparkify.staging import loads, rules, schema
 from sparkify.staging.result import StageResult
 
 log = logging.getLogger(__name__)
@@ -185,16 +185,36 @@ def _stage_events(
 def stage_songs(
     con: duckdb.DuckDBPyConnection, lake: Lake, raw_schema: str, max_bad_ratio: float = 0.01
 ) -> StageResult:
-    """Replace ``staging_songs`` (and its quarantine) with every song file in the lake, atomically."""
-    with lake.song_files() as local:
-        return _stage_songs(con, lake, raw_schema, local, max_bad_ratio)
+    """Replace ``staging_songs`` (and its quarantine) with every song file in the lake, atomically; keep them
+    when the files have not changed since the last load (``loads``)."""
+    ensure_tables(con, raw_schema)
+    listing = lake.song_listing()
+    current = loads.fingerprint(listing, max_bad_ratio, __file__)
+    target = f"{raw_schema}.{schema.SONGS.name}"
+    row = con.execute(
+        f"select {', '.join(c.name for c in schema.LOADS.metadata[1:])} from {raw_schema}.{schema.LOADS.name} "
+        "where source_table = ?",
+        [schema.SONGS.name],
+    ).fetchone()
+    rows_now = con.execute(f"select count(*) from {target}").fetchone()[0]
+    result = loads.kept(
+        loads.Load(*row) if row else None, current, rows_now, target, f"{lake.root}/song_data"
+    )
+    if result:
+        return result
+    with lake.song_files(listing) as local:
+        return _stage_songs(con, lake, raw_schema, local, max_bad_ratio, current)
 
 
 def _stage_songs(
-    con: duckdb.DuckDBPyConnection, lake: Lake, raw_schema: str, local: LocalFiles, max_bad_ratio: float
+    con: duckdb.DuckDBPyConnection,
+    lake: Lake,
+    raw_schema: str,
+    local: LocalFiles,
+    max_bad_ratio: float,
+    fingerprint: str,
 ) -> StageResult:
     files = local.files
-    ensure_tables(con, raw_schema)
     target = f"{raw_schema}.{schema.SONGS.name}"
     quarantine = f"{raw_schema}.{schema.QUARANTINE.name}"
     source = f"{lake.root}/song_data"
@@ -226,6 +246,13 @@ def _stage_songs(
                 f"insert into {quarantine} select ?, null, record_no, null, left(record, {rules.RAW_TEXT_LIMIT}), "
                 "reason, current_timestamp from staged_records where reason is not null order by record_no",
                 [schema.SONGS.name],
+            )
+            con.execute(
+                f"delete from {raw_schema}.{schema.LOADS.name} where source_table = ?", [schema.SONGS.name]
+            )
+            con.execute(
+                f"insert into {raw_schema}.{schema.LOADS.name} values (?, ?, ?, ?, ?, current_timestamp)",
+                [schema.SONGS.name, fingerprint, records, records - bad, bad],
             )
             con.execute("commit")
         except duckdb.Error:

@@ -18,7 +18,7 @@ from psycopg2 import sql
 
 from sparkify.lake import Lake, LocalFiles
 from sparkify.settings import Settings
-from sparkify.staging import rules, schema
+from sparkify.staging import loads, rules, schema
 from sparkify.staging.result import StageResult
 
 log = logging.getLogger(__name__)
@@ -150,8 +150,10 @@ def _replace(
     replaced: sql.Composable,
     quarantine_replaced: sql.Composable,
     source: str,
+    load: tuple[object, ...] | None = None,
 ) -> None:
-    """In one transaction: delete the ``replaced`` rows and their quarantine, copy in the new rows and bad records."""
+    """In one transaction: delete the ``replaced`` rows and their quarantine, copy in the new rows and bad records
+    (and record the ``load`` in ``staging_loads``)."""
     target = sql.Identifier(settings.raw_schema, table.name)
     quarantine = sql.Identifier(settings.raw_schema, schema.QUARANTINE.name)
     try:
@@ -166,6 +168,12 @@ def _replace(
             )
             _copy(cur, target, [column.name for column in table.all_columns], rows)
             _copy(cur, quarantine, [column.name for column in schema.QUARANTINE.all_columns], bad)
+            if load:
+                loads_table = sql.Identifier(settings.raw_schema, schema.LOADS.name)
+                cur.execute(sql.SQL("delete from {} where source_table = %s").format(loads_table), [load[0]])
+                cur.execute(
+                    sql.SQL("insert into {} values (%s, %s, %s, %s, %s, %s)").format(loads_table), load
+                )
     except psycopg2.Error as error:
         raise RuntimeError(
             f"staging {source} into {settings.raw_schema}.{table.name} failed: {error}"
@@ -207,9 +215,31 @@ def stage_events(settings: Settings, lake: Lake, day: date, key: str | None = No
 
 
 def stage_songs(settings: Settings, lake: Lake) -> StageResult:
-    """Replace ``staging_songs`` (and its quarantine) with every song file in the lake, atomically."""
+    """Replace ``staging_songs`` (and its quarantine) with every song file in the lake, atomically; keep them
+    when the files have not changed since the last load (``loads``)."""
     source = f"{lake.root}/song_data"
-    with lake.song_files() as local:
+    target = f"{settings.raw_schema}.{schema.SONGS.name}"
+    listing = lake.song_listing()
+    current = loads.fingerprint(listing, settings.max_bad_ratio, __file__)
+    with transaction(settings) as cur:
+        ensure_tables(cur, settings.raw_schema)
+        columns = [column.name for column in schema.LOADS.metadata[1:]]
+        cur.execute(
+            sql.SQL("select {} from {} where source_table = %s").format(
+                sql.SQL(", ").join(map(sql.Identifier, columns)),
+                sql.Identifier(settings.raw_schema, schema.LOADS.name),
+            ),
+            [schema.SONGS.name],
+        )
+        row = cur.fetchone()
+        cur.execute(
+            sql.SQL("select count(*) from {}").format(sql.Identifier(settings.raw_schema, schema.SONGS.name))
+        )
+        rows_now = cur.fetchone()[0]
+    result = loads.kept(loads.Load(*row) if row else None, current, rows_now, target, source)
+    if result:
+        return result
+    with lake.song_files(listing) as local:
         good, bad = _song_records(lake, local)
         files = len(local.files)
     rules.check_ratio(source, files, len(bad), bad, settings.max_bad_ratio, unit="song files")
@@ -222,8 +252,8 @@ def stage_songs(settings: Settings, lake: Lake) -> StageResult:
         replaced=sql.SQL("true"),
         quarantine_replaced=sql.SQL("true"),
         source=source,
+        load=(schema.SONGS.name, current, files, len(good), len(bad), now),
     )
-    target = f"{settings.raw_schema}.{schema.SONGS.name}"
     log.info(
         "staged %s rows from %s song files into %s; %s files quarantined", len(good), files, target, len(bad)
     )

@@ -14,3 +14,5 @@ class StageResult:
     # Records read (log lines, or song files) and, of those, quarantined.
     records: int = 0
     quarantined: int = 0
+    # True when the source had not changed since the last load, which was kept as it was.
+    unchanged: bool = False

@@ -97,7 +97,22 @@ QUARANTINE = RawTable(
     ),
 )
 
-TABLES = (EVENTS, SONGS, QUARANTINE)
+# The last load of the song files: its fingerprint (files, their versions, the staging code) and what it landed.
+# A song load whose fingerprint is unchanged, and whose rows are all still there, is skipped.
+LOADS = RawTable(
+    name="staging_loads",
+    columns=(),
+    metadata=(
+        Column("source_table", "varchar"),
+        Column("fingerprint", "varchar"),
+        Column("files_read", "integer"),
+        Column("rows_loaded", "bigint"),
+        Column("records_quarantined", "integer"),
+        Column("loaded_at", "timestamp"),
+    ),
+)
+
+TABLES = (EVENTS, SONGS, QUARANTINE, LOADS)
 
 # Written by the DAG's summary task after each successful run: what the run staged, refused and loaded.
 AUDIT = RawTable(
