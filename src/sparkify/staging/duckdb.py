@@ -106,25 +106,10 @@ def _records_sql(table: schema.RawTable, records: str, blank: str) -> str:
     """
 
 
-def _line_count(path: Path) -> int | None:
-    """The file's lines as the checks count them (a final newline ends the last line); ``None`` for a file the
-    JSON reader could read differently (empty, or starting with a byte-order mark)."""
-    lines, last = 0, b""
-    with path.open("rb") as fh:
-        first = fh.read(3)
-        if not first or first == b"\xef\xbb\xbf":
-            return None
-        fh.seek(0)
-        while chunk := fh.read(1 << 24):
-            lines += chunk.count(b"\n")
-            last = chunk[-1:]
-    return lines if last == b"\n" else lines + 1
-
-
 def _plain_records(con: duckdb.DuckDBPyConnection, table: schema.RawTable, path: Path) -> str | None:
     """Read the file with DuckDB's JSON reader into the temp table ``plain_records`` (typed columns, in line
     order). ``None`` when every line is a plain record, else why the fast path cannot be taken."""
-    lines = _line_count(path)
+    lines = rules.line_count(path)
     if lines is None:
         return "empty file or byte-order mark"
     columns = ", ".join(

@@ -30,6 +30,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from sparkify.staging.schema import Column, RawTable
 
@@ -148,3 +149,19 @@ def parse_record(
 
 def clip(text: str) -> str:
     return text[:RAW_TEXT_LIMIT]
+
+
+def line_count(path: Path) -> int | None:
+    """The file's lines as the checks count them (a final newline ends the last line); ``None`` for a file a
+    database's JSON reader could read otherwise (empty, or starting with a byte-order mark). A fast path that
+    reads as many records as there are lines has read each line as one record."""
+    lines, last = 0, b""
+    with path.open("rb") as fh:
+        first = fh.read(3)
+        if not first or first == b"\xef\xbb\xbf":
+            return None
+        fh.seek(0)
+        while chunk := fh.read(1 << 24):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    return lines if last == b"\n" else lines + 1
