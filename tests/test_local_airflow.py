@@ -27,3 +27,26 @@ def test_stop_kills_a_descendant_in_its_own_process_group(tmp_path):
     airflow.stop(timeout=2)
     assert component.poll() is not None
     assert not task.is_running() or task.status() == psutil.STATUS_ZOMBIE
+
+
+def test_airflow_reads_the_local_scheduling_settings(tmp_path):
+    """The settings the local Airflow is tuned with reach Airflow under the names it reads (a misspelled
+    variable would be ignored without a word); a value the user sets wins."""
+    import os
+    import sys
+
+    from sparkify.local_airflow import airflow_env
+
+    settings = from_env({})
+    base = {**os.environ, "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5"}
+    env = airflow_env(settings, tmp_path / "home", 8080, base)
+    code = (
+        "from airflow.configuration import conf; "
+        "print(conf.getint('workers', 'min_heartbeat_interval'), "
+        "conf.getfloat('scheduler', 'scheduler_idle_sleep_time'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["1", "0.5"]

@@ -90,6 +90,12 @@ def airflow_env(
             "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": env.get(
                 "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME", "0.2"
             ),
+            # A task's supervisor waits for its process to exit in a select() of up to this many seconds (5 by
+            # default); a process that closes its sockets before it exits was waited for that long, holding an
+            # executor slot, and a deferred sensor's late exit report made the scheduler fail it once resumed.
+            "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": env.get(
+                "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL", "1"
+            ),
             "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",
             "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
             # Cosmos keeps dbt's partial-parse cache here: one per Airflow home, so two homes never share it.
