@@ -83,3 +83,59 @@ def test_a_process_forked_after_the_warm_up_runs_a_full_dbt_parse(tmp_path):
         timeout=300,
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+
+
+SHARED = """
+import os, sys
+from sparkify import dbt
+from sparkify.settings import settings
+
+s = settings()
+assert dbt.warm_up(s)
+os.environ.update({**s.dbt_env(), dbt.RUN_DATE_ENV: "2018-11-01"})  # as Cosmos runs a task
+run = ["run", "--select", "dim_users"]
+seen = {"task": dbt.shared_manifest(s, run) is not None}
+seen["another day"] = (os.environ.update({dbt.RUN_DATE_ENV: "2018-11-02"}) or dbt.shared_manifest(s, run)) is not None
+seen["--vars"] = dbt.shared_manifest(s, [*run, "--vars", "{x: 1}"]) is not None
+seen["ls"] = dbt.shared_manifest(s, ["ls"]) is not None
+os.environ["SPARKIFY_RAW_SCHEMA"] = "elsewhere"
+seen["another raw schema"] = dbt.shared_manifest(s, run) is not None
+os.environ["SPARKIFY_RAW_SCHEMA"] = s.raw_schema
+os.environ["DBT_NEW_VARIABLE"] = "1"
+seen["a new dbt variable"] = dbt.shared_manifest(s, run) is not None
+del os.environ["DBT_NEW_VARIABLE"]
+seen["back as parsed"] = dbt.shared_manifest(s, run) is not None
+model = s.dbt_project_dir / "models" / "marts" / "dim_users.sql"
+model.write_text(model.read_text() + "\\n")
+seen["a model edited"] = dbt.shared_manifest(s, run) is not None
+print(seen)
+"""
+
+
+def test_dbt_tasks_use_the_warm_up_parse_only_while_it_is_current(tmp_path):
+    """A task runs on the warm-up's parsed project only for a node command, without --vars, while no project
+    file and no variable the parse depended on has changed (a copy of the project is edited here)."""
+    import ast
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(
+        REPO / "dbt_sparkify", home / "dbt_sparkify", ignore=shutil.ignore_patterns("target", "logs")
+    )
+    shutil.copy(REPO / "profiles.yml", home / "profiles.yml")
+    env = {**os.environ, "SPARKIFY_HOME": str(home), "SPARKIFY_DUCKDB_PATH": str(tmp_path / "w.duckdb")}
+    result = subprocess.run(
+        [sys.executable, "-c", SHARED], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    seen = ast.literal_eval(result.stdout.strip().splitlines()[-1])
+    assert seen == {
+        "task": True,
+        "another day": True,
+        "--vars": False,
+        "ls": False,
+        "another raw schema": False,
+        "a new dbt variable": False,
+        "back as parsed": True,
+        "a model edited": False,
+    }

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -116,8 +117,9 @@ def profile_config(settings: Settings) -> ProfileConfig:
     )
 
 
-def run_dbt(settings: Settings, *args: str) -> None:
-    """Run one dbt command in-process on dbt_sparkify, with the project's environment and the DAG's profile."""
+def run_dbt(settings: Settings, *args: str) -> Any:
+    """Run one dbt command in-process on dbt_sparkify, with the project's environment and the DAG's profile;
+    the command's result (``dbt parse``: the manifest)."""
     from dbt.cli.main import dbtRunner
 
     with profile_config(settings).ensure_profile() as (profile_path, profile_env):
@@ -144,16 +146,103 @@ def run_dbt(settings: Settings, *args: str) -> None:
                     os.environ[key] = value
     if not result.success:
         raise RuntimeError(f"dbt {' '.join(args)} on {settings.dbt_project_dir} failed: {result.exception}")
+    return result.result
+
+
+# Commands whose nodes come from the project's manifest: a task may run them on the warm-up's parsed project.
+SHARED_MANIFEST_COMMANDS = frozenset({"run", "test", "build", "seed", "snapshot", "source"})
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """The project as the warm-up parsed it, and what the parse depended on."""
+
+    manifest: Any
+    files: dict[str, tuple[int, int]]
+    env: dict[str, str | None]
+
+
+_PARSED: _Parsed | None = None
+
+
+def _project_files(project_dir: Path) -> dict[str, tuple[int, int]]:
+    """Every file dbt parses in the project (not its target, logs or packages), with its mtime and size."""
+    files = {}
+    for folder, subfolders, names in os.walk(project_dir):
+        if Path(folder) == project_dir:
+            subfolders[:] = [name for name in subfolders if name not in {"target", "logs", "dbt_packages"}]
+        for name in names:
+            path = Path(folder) / name
+            stat = path.stat()
+            files[path.relative_to(project_dir).as_posix()] = (stat.st_mtime_ns, stat.st_size)
+    return files
+
+
+def _parse_env(manifest: Any, environ: Mapping[str, str]) -> dict[str, str | None]:
+    """The environment a parse depended on: what the project read while parsing (dbt records it), and every
+    variable of the project's and dbt's own (the day, read only at execution, excepted)."""
+    keys = {key for key in environ if key.startswith(("SPARKIFY_", "DBT_"))} | set(manifest.env_vars)
+    keys -= {RUN_DATE_ENV} - set(manifest.env_vars)
+    return {key: environ.get(key) for key in sorted(keys)}
+
+
+def shared_manifest(settings: Settings, args: list[str]) -> Any:
+    """The warm-up's parsed project for this dbt command, or ``None`` (dbt then loads it as usual): only for a
+    command on the manifest's nodes, without ``--vars``, while no project file and no variable it was parsed
+    with has changed."""
+    parsed = _PARSED
+    if parsed is None or not args or args[0] not in SHARED_MANIFEST_COMMANDS or "--vars" in args:
+        return None
+    if _project_files(settings.dbt_project_dir) != parsed.files:
+        return None
+    if _parse_env(parsed.manifest, os.environ) != parsed.env:
+        return None
+    return parsed.manifest
+
+
+class _SharedManifestRunner:
+    """What Cosmos' ``get_runner`` returns in a warmed process: a dbtRunner given the warm-up's parsed project
+    when ``shared_manifest`` allows it, so a task skips loading the project (about 0.2 s of a 0.65 s task)."""
+
+    def __init__(self, settings: Settings, callbacks: list[Any] | None) -> None:
+        self.settings = settings
+        self.callbacks = callbacks
+
+    def invoke(self, args: list[str], **kwargs: Any) -> Any:
+        import logging
+
+        from dbt.cli.main import dbtRunner
+
+        manifest = shared_manifest(self.settings, list(args))
+        if manifest is not None:
+            logging.getLogger(__name__).info(
+                "dbt runs on the project as the warm-up parsed it (unchanged since)"
+            )
+        return dbtRunner(manifest=manifest, callbacks=self.callbacks).invoke(list(args), **kwargs)
+
+
+def _share_parsed_project(settings: Settings, manifest: Any) -> None:
+    """Keep the warm-up's parsed project for the task processes forked from this one (Cosmos runs each dbt
+    command through ``cosmos.dbt.runner.get_runner``)."""
+    global _PARSED
+    import cosmos.dbt.runner
+
+    # The environment of a dbt task: this process's, with the project's variables (Cosmos' env_vars).
+    environ = {**os.environ, **settings.dbt_env()}
+    _PARSED = _Parsed(manifest, _project_files(settings.dbt_project_dir), _parse_env(manifest, environ))
+    cosmos.dbt.runner.get_runner = lambda callbacks=None: _SharedManifestRunner(settings, callbacks)
 
 
 def warm_up(settings: Settings) -> bool:
-    """Run dbt once in this process (``dbt ls``, nothing written to the project, the warehouse not opened), so
-    that every task process forked from it later starts with dbt warm: its adapter registered and the project's
-    macros compiled. A failure only leaves the tasks starting dbt cold: logged, never raised.
+    """Parse the project once in this process (``dbt parse`` into a scratch folder: nothing written to the
+    project, the warehouse not opened), so that every task process forked from it later starts with dbt warm:
+    its adapter registered, the project's macros compiled, and the parsed project at hand (``shared_manifest``).
+    A failure only leaves the tasks starting dbt cold: logged, never raised.
 
-    A dbt task then costs about 0.7 s less (measured in a forked child: 0.8 s instead of 1.5 s for one model).
-    The DAG's tasks are forked from the executor's process: the scheduler with ``sparkify.executor``'s
-    LocalExecutor, or a Celery worker configured by ``sparkify.celery_config``.
+    A dbt task then costs about 0.7 s less (measured in a forked child: 0.8 s instead of 1.5 s for one model),
+    and about 0.2 s less again with the parsed project. The DAG's tasks are forked from the executor's process:
+    the scheduler with ``sparkify.executor``'s LocalExecutor, or a Celery worker configured by
+    ``sparkify.celery_config``.
     """
     import logging
     import tempfile
@@ -168,9 +257,9 @@ def warm_up(settings: Settings) -> bool:
     start = time.perf_counter()
     try:
         with tempfile.TemporaryDirectory(prefix="sparkify-dbt-warm-up-") as scratch:
-            run_dbt(
+            manifest = run_dbt(
                 settings,
-                "ls",
+                "parse",
                 # dbt's static parser (the Rust dbt-extractor) must not run here: a process forked after it has
                 # run hangs forever at its next use (a full parse in a task, e.g. `dbt docs generate`).
                 "--no-static-parser",
@@ -183,6 +272,7 @@ def warm_up(settings: Settings) -> bool:
                 "--log-path",
                 str(Path(scratch) / "logs"),
             )
+        _share_parsed_project(settings, manifest)
     except Exception:  # slower tasks, not wrong ones: never stop the scheduler or a worker for it
         log.warning("dbt warm-up failed; dbt tasks will start cold", exc_info=True)
         return False

@@ -132,6 +132,12 @@ def test_the_scheduler_warmed_dbt_before_forking_tasks(workspace, first_backfill
         "the executor forked its workers before dbt ran"
     )
     assert "dbt warm-up failed" not in scheduler_log
+    # Each dbt model and test task ran on the project as the warm-up parsed it, without loading it again.
+    logs = Path(workspace["env"]["AIRFLOW_HOME"], "logs", "dag_id=sparkify_daily")
+    dbt_tasks = [path for path in logs.glob("run_id=*/task_id=dbt_sparkify.*/attempt=1.log")]
+    assert len(dbt_tasks) >= 2 * 20
+    not_shared = [str(path) for path in dbt_tasks if "as the warm-up parsed it" not in path.read_text()]
+    assert not not_shared, not_shared[:3]
 
 
 def test_staging_holds_every_line_of_each_day(workspace, first_backfill):
