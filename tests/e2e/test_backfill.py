@@ -138,6 +138,10 @@ def test_the_scheduler_warmed_dbt_before_forking_tasks(workspace, first_backfill
     assert len(dbt_tasks) >= 2 * 20
     not_shared = [str(path) for path in dbt_tasks if "as the warm-up parsed it" not in path.read_text()]
     assert not not_shared, not_shared[:3]
+    # Model and test tasks write no JSON artifacts (nothing reads them); freshness checks keep sources.json.
+    model = next(path for path in dbt_tasks if ".dim_users.run" in str(path)).read_text()
+    freshness = next(path for path in dbt_tasks if "_source/" in str(path)).read_text()
+    assert "--no-write-json" in model and "--no-write-json" not in freshness
 
 
 def test_staging_holds_every_line_of_each_day(workspace, first_backfill):
