@@ -195,19 +195,16 @@ class _NotPlainError(Exception):
     """A line of the day is not a plain record: the fast path's transaction is rolled back."""
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _plain_sql(table: schema.RawTable) -> str:
     """Select ``(n, plain, <columns typed>)`` from the temp table ``lines (n, line)``; ``plain`` is true when the
     line is a plain record, whose typed values are then exactly those ``rules.parse_record`` gives. Each line is
     parsed once, into one ``json`` value per field (``json`` keeps a number's text as written)."""
     fields = ", ".join(f'"{column.json_key}" json' for column in table.columns)
-    checks, typed = [], []
+    checks, typed, kinds = [], [], []
     for column in table.columns:
         field = f'r."{column.json_key}"'
         kind = f"coalesce(json_typeof({field}), 'null')"
+        kinds.append(kind)
         text = f"({field} #>> '{{}}')"
         if column.sql_type == "varchar":
             checks.append(f"{kind} in ('string', 'null')")
@@ -221,9 +218,7 @@ def _plain_sql(table: schema.RawTable) -> str:
         typed.append(
             f"case when {kind} = 'number' then coalesce({value}, '0')::{column.sql_type} end as {column.name}"
         )
-    some_value = ", ".join(
-        f"nullif(coalesce(json_typeof(r.\"{c.json_key}\"), 'null'), 'null')" for c in table.columns
-    )
+    some_value = ", ".join(f"nullif({kind}, 'null')" for kind in kinds)
     checks.append(f"num_nonnulls({some_value}) > 0")
     return (
         f"select n, coalesce({' and '.join(f'({check})' for check in checks)}, false) as plain, "
