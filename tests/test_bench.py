@@ -38,3 +38,15 @@ def test_tree_memory_sees_a_child_of_a_child():
         time.sleep(0.2)
     assert memory.peak_rss >= 300 * 2**20
     assert 300 * 2**20 <= memory.peak_pss <= memory.peak_rss
+
+
+def test_busy_time_counts_overlapping_tasks_once():
+    from sparkify.bench import _busy_seconds
+
+    def ti(start: int, end: int) -> dict:
+        return {"start_date": f"2018-11-01T00:00:{start:02d}Z", "end_date": f"2018-11-01T00:00:{end:02d}Z"}
+
+    # A build from 0 to 10 with node tasks inside and after it, then a gap, then one more task.
+    tasks = [ti(0, 10), ti(2, 3), ti(9, 12), ti(11, 13), ti(20, 25), {"start_date": None, "end_date": None}]
+    assert _busy_seconds(tasks) == 13 + 5
+    assert _busy_seconds([]) == 0

@@ -6,10 +6,12 @@ One run per day of logs. For the run's day (`ds`):
 1. **stage_events** replaces that day's rows of `staging_events` with `log_data/YYYY/MM/{ds}-events.json`;
    **stage_songs** refreshes `staging_songs` from `song_data/` (on Redshift: COPY from S3 with the provider's
    `S3ToRedshiftOperator`; elsewhere the warehouse's own bulk loader).
-2. **dbt_sparkify** (Cosmos) checks each source's freshness, then runs each dbt model as its own task,
-   followed by that model's tests: `stg_sparkify__events`, `stg_sparkify__songs` → `dim_users`,
-   `dim_user_levels`, `dim_songs`, `dim_artists`, `fct_songplays` (the day deleted and re-inserted) →
-   `dim_time`. A failing test stops what depends on it; the day's songplays are reconciled with its events.
+2. **dbt_sparkify** (Cosmos) checks each source's freshness, then builds each dbt model, followed by that
+   model's tests: `stg_sparkify__events`, `stg_sparkify__songs` → `dim_users`, `dim_user_levels`,
+   `dim_songs`, `dim_artists`, `fct_songplays` (the day deleted and re-inserted) → `dim_time`. One
+   `dbt build` (**dbt_producer_watcher**) does the work; every model, model's tests and source has its own
+   task with that node's result (a retried or cleared one runs its node itself). A failing test stops what
+   depends on it; the day's songplays are reconciled with its events.
 3. **summary** logs the rows staged and quarantined for the day and the rows of every staging and mart table,
    and records them in the warehouse's `raw.pipeline_audit`.
 

@@ -71,20 +71,18 @@ def task_group_args(settings: Settings) -> dict[str, Any]:
 def dbt_task_group(settings: Settings, group_id: str = "dbt_sparkify") -> DbtTaskGroup:
     """The dbt project as an Airflow task group (call inside a DAG).
 
-    In watcher mode one producer task runs ``dbt build`` and every model and test keeps its own task, a sensor
-    that reports that node's result. Only the producer writes: it alone takes the DuckDB writer pool, while the
-    sensors (deferred to the triggerer, polling every second) wait outside it; a sensor that is retried or cleared
-    runs its own node with dbt and may then wait for the warehouse's lock like any writer.
+    In watcher mode (the default) one producer task runs ``dbt build`` and every model, model's tests, detached
+    test and source keeps its own task, a sensor that reports that node's result (``sparkify.watcher``). Only
+    the producer writes: it alone takes the DuckDB writer pool, while the sensors, polling every second, run
+    outside it; a sensor that is retried or cleared runs its own node with dbt and may then wait for the
+    warehouse's lock like any writer.
     """
     group = DbtTaskGroup(group_id=group_id, **task_group_args(settings))
     if settings.dbt_execution != "watcher":
         return group
-    from cosmos.operators._watcher.base import BaseConsumerSensor
+    from sparkify.watcher import tune
 
-    for operator in _tasks(group):
-        if isinstance(operator, BaseConsumerSensor):
-            operator.pool = "default_pool"
-            operator.poke_interval = WATCHER_POLL_SECONDS
+    tune(_tasks(group), WATCHER_POLL_SECONDS)
     return group
 
 

@@ -34,11 +34,6 @@ WARM_LOCAL_EXECUTOR = "sparkify.executor.WarmLocalExecutor"
 TERMINAL_RUN_STATES = {"success", "failed"}
 
 
-def components_for(settings: Settings) -> tuple[str, ...]:
-    """The Airflow processes a run needs: a triggerer too when Cosmos' watcher sensors defer to it."""
-    return (*COMPONENTS, "triggerer") if settings.dbt_execution == "watcher" else COMPONENTS
-
-
 class AirflowStartError(RuntimeError):
     """A component did not come up; the message names its log file."""
 
@@ -98,6 +93,12 @@ def airflow_env(
             ),
             "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",
             "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+            # Cosmos' watcher producer otherwise rewrites one Airflow Variable holding all its XComs at each of its
+            # ~100 XCom pushes (a backup for a producer killed outright): 2.5 s of a day's 7 s build. Without it the
+            # backup is written once, when the producer fails; a sensor with no result runs its own node.
+            "AIRFLOW__COSMOS__ENABLE_WATCHER_RELIABLE_RETRY": env.get(
+                "AIRFLOW__COSMOS__ENABLE_WATCHER_RELIABLE_RETRY", "False"
+            ),
             # Cosmos keeps dbt's partial-parse cache here: one per Airflow home, so two homes never share it.
             "AIRFLOW__COSMOS__CACHE_DIR": str(home / "cosmos"),
             "AIRFLOW__COSMOS__DBT_DOCS_PROJECTS": docs_projects_config(settings),
@@ -444,7 +445,7 @@ def running(
         settings=settings, home=home, port=port, env=airflow_env(settings, home, port, base_env)
     )
     airflow.prepare()
-    components = components or components_for(settings)
+    components = components or COMPONENTS
     if scheduler_after_backfill and "scheduler" in components:
         # On the SQLite metadata database, creating a backfill while the scheduler runs races with it (the API
         # answers 503 after committing half a backfill; the scheduler once died on a run changed under it):

@@ -66,9 +66,9 @@ class Settings:
     max_active_runs: int
     # Above this share of a load's records quarantined (bad lines of a day, bad song files), the load fails.
     max_bad_ratio: float = 0.01
-    # How Cosmos runs dbt: "local" (each task runs its own dbt command) or "watcher" (one dbt build per run,
-    # watched by one task per model and per test). See docs/BENCHMARKS.md for the measured choice.
-    dbt_execution: str = "local"
+    # How Cosmos runs dbt: "watcher" (one dbt build per run, watched by one task per model and per test) or
+    # "local" (each task runs its own dbt command). See docs/BENCHMARKS.md for the measured choice.
+    dbt_execution: str = "watcher"
 
     @property
     def manifest_path(self) -> Path:
@@ -155,7 +155,7 @@ def from_env(environ: os._Environ[str] | dict[str, str] | None = None) -> Settin
             max_active_runs=int(env.get("SPARKIFY_MAX_ACTIVE_RUNS", "1")),
             max_bad_ratio=_ratio(env.get("SPARKIFY_MAX_BAD_RATIO", "0.01"), "SPARKIFY_MAX_BAD_RATIO"),
             dbt_execution=_choice(
-                env.get("SPARKIFY_DBT_EXECUTION", "local"), "SPARKIFY_DBT_EXECUTION", DBT_EXECUTIONS
+                env.get("SPARKIFY_DBT_EXECUTION", "watcher"), "SPARKIFY_DBT_EXECUTION", DBT_EXECUTIONS
             ),
         )
     )

@@ -7,8 +7,10 @@ from datetime import timedelta
 
 import pendulum
 import pytest
+from cosmos.operators._watcher.base import BaseConsumerSensor
 
 from sparkify.lake import LOG_KEY_TEMPLATE, Lake
+from sparkify.watcher import DbtBuildProducer, DbtRunSensor, DbtSourceSensor, DbtTestSensor
 from tests.conftest import REPO
 
 MODELS = (
@@ -39,7 +41,8 @@ def relationship_tests() -> set[str]:
     }
 
 
-def test_exact_task_ids(dag):
+def test_exact_task_ids(local_dag):
+    dag = local_dag
     detached = relationship_tests()
     assert len(detached) == 8
     assert "dbt_sparkify.assert_songplays_reconcile_with_staged_events_test" in detached
@@ -48,7 +51,9 @@ def test_exact_task_ids(dag):
     assert set(dag.task_ids) == expected | detached
 
 
-def test_edges(dag):
+def test_edges(local_dag):
+    dag = local_dag
+
     def down(task_id):
         return dag.get_task(task_id).downstream_task_ids
 
@@ -88,7 +93,9 @@ def test_schedule_and_run_settings(dag):
     assert dag.catchup is False
     assert dag.max_active_runs == 1
     for task in dag.tasks:
-        assert task.pool == "sparkify_duckdb", task.task_id
+        # The tasks that write the warehouse queue on its pool; watcher sensors only read XComs.
+        if not isinstance(task, BaseConsumerSensor):
+            assert task.pool == "sparkify_duckdb", task.task_id
         assert task.retries == 2
         assert task.retry_delay == timedelta(minutes=5)
         assert task.retry_exponential_backoff == 2.0
@@ -97,12 +104,16 @@ def test_schedule_and_run_settings(dag):
 
 
 def test_dbt_tasks_run_the_day_of_the_logical_date(dag):
+    # (A watcher sensor keeps the arguments of the LOCAL task it replaces: it runs them when retried.)
     task = dag.get_task("dbt_sparkify.fct_songplays.run")
     assert not task.vars, "--vars would make dbt parse the project again at every new day"
     assert task.env["SPARKIFY_RUN_DATE"] == "{{ ds }}"
     assert task.render_template(task.env, {"ds": "2018-11-07"})["SPARKIFY_RUN_DATE"] == "2018-11-07"
     assert task.install_deps is False
-    assert all(t.emit_datasets is False for t in dag.tasks if t.task_id.startswith("dbt_sparkify."))
+    dbt_tasks = [
+        t for t in dag.tasks if t.task_id.startswith("dbt_sparkify.") and not t.task_id.endswith("_done")
+    ]
+    assert all(t.emit_datasets is False for t in dbt_tasks)
 
 
 @pytest.mark.parametrize("day", ["2018-11-01", "2018-11-30", "2019-02-03"])
@@ -115,38 +126,39 @@ def test_the_day_file_renders_from_the_logical_date(dag, day):
     assert rendered["log_key"] == f"log_data/{day[:4]}/{day[5:7]}/{day}-events.json"
 
 
-@pytest.fixture
-def watcher_dag(monkeypatch, dagbag):
-    """The same DAG with SPARKIFY_DBT_EXECUTION=watcher (parsed after the default one: settings are cached)."""
-    from airflow.dag_processing.dagbag import DagBag
-
-    from sparkify import settings as settings_module
-
-    monkeypatch.setenv("SPARKIFY_DBT_EXECUTION", "watcher")
-    settings_module.settings.cache_clear()
-    return DagBag(dag_folder=str(REPO / "airflow" / "dags")).dags["sparkify_daily"]
-
-
-def test_watcher_mode_keeps_a_task_per_node_and_only_the_producer_writes(dag, watcher_dag):
-    producer = watcher_dag.get_task("dbt_sparkify.dbt_producer_watcher")
-    assert type(producer).__name__ == "DbtProducerWatcherOperator"
+def test_watcher_mode_keeps_a_task_per_node_and_only_the_producer_writes(local_dag, dag):
+    producer = dag.get_task("dbt_sparkify.dbt_producer_watcher")
+    assert isinstance(producer, DbtBuildProducer)
     assert producer.pool == "sparkify_duckdb"
     assert producer.upstream_task_ids == {"stage_events", "stage_songs"}
-    # Every model, test and source of the LOCAL DAG is still a task of its own, now a sensor outside the pool.
-    nodes = {task_id for task_id in dag.task_ids if task_id.startswith("dbt_sparkify.")}
-    assert nodes <= set(watcher_dag.task_ids)
+    # Every model, test and source of the LOCAL DAG is a task of its own here too: a sensor, outside the pool,
+    # polling on its worker every second (no deferral: no triggerer to run).
+    nodes = {task_id for task_id in local_dag.task_ids if task_id.startswith("dbt_sparkify.")}
+    assert nodes <= set(dag.task_ids)
+    watcher_only = {"dbt_sparkify.dbt_producer_watcher", "dbt_sparkify.dbt_producer_watcher_done"}
+    assert set(dag.task_ids) == set(local_dag.task_ids) | watcher_only
+    # The same edges, so a failure stops the same tasks (upstream_failed) in both modes.
+    for task in local_dag.tasks:
+        assert dag.get_task(task.task_id).upstream_task_ids - watcher_only == task.upstream_task_ids, (
+            task.task_id
+        )
     for task_id in nodes:
-        sensor = watcher_dag.get_task(task_id)
+        sensor = dag.get_task(task_id)
+        assert isinstance(sensor, (DbtRunSensor, DbtTestSensor, DbtSourceSensor)), task_id
         assert sensor.pool == "default_pool", task_id
         assert sensor.poke_interval == 1, task_id
-        assert sensor.deferrable, task_id
+        assert not sensor.deferrable, task_id
+        assert sensor.mode == "poke", task_id
+    # A test between two models has a task of its own; the producer pushes its result under its own key.
+    detached = {dag.get_task(t).model_unique_id for t in nodes if t.endswith("__test")}
+    assert len(detached) >= 5
+    assert all(producer.tests_per_model[test] == [test] for test in detached)
 
 
-def test_watcher_mode_runs_a_triggerer():
-    from sparkify.local_airflow import COMPONENTS, components_for
+def test_settings_choose_the_cosmos_execution_mode():
     from sparkify.settings import from_env
 
-    assert components_for(from_env({"SPARKIFY_DBT_EXECUTION": "watcher"})) == (*COMPONENTS, "triggerer")
-    assert components_for(from_env({})) == COMPONENTS
+    assert from_env({}).dbt_execution == "watcher"
+    assert from_env({"SPARKIFY_DBT_EXECUTION": "local"}).dbt_execution == "local"
     with pytest.raises(ValueError, match="SPARKIFY_DBT_EXECUTION must be one of local, watcher"):
         from_env({"SPARKIFY_DBT_EXECUTION": "kubernetes"})

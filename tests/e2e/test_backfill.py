@@ -6,6 +6,7 @@ The warehouse contents are checked against what the generator wrote, computed he
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -124,17 +125,93 @@ def test_backfill_reports_success(first_backfill):
     assert "analytics.fct_songplays" in out
 
 
-def test_the_scheduler_warmed_dbt_before_forking_tasks(workspace, first_backfill):
-    scheduler_log = (Path(workspace["env"]["AIRFLOW_HOME"]) / "logs" / "scheduler.log").read_text()
+def task_logs(home: str | Path, pattern: str) -> list[Path]:
+    return sorted(
+        Path(home, "logs", "dag_id=sparkify_daily").glob(f"run_id=*/task_id={pattern}/attempt=*.log")
+    )
+
+
+def assert_warmed_before_forking(home: str | Path) -> None:
+    scheduler_log = Path(home, "logs", "scheduler.log").read_text()
     assert "Loaded executor: ::sparkify.executor.WarmLocalExecutor" in scheduler_log
     warmed = scheduler_log.index("dbt warmed up in")
     assert warmed < scheduler_log.index("Worker starting up"), (
         "the executor forked its workers before dbt ran"
     )
     assert "dbt warm-up failed" not in scheduler_log
+
+
+def test_each_node_task_reports_the_one_build_of_its_run(workspace, first_backfill):
+    """Watcher mode (the default): one dbt build per run, on the project as the scheduler's warm-up parsed it;
+    every model, test and source task succeeds at its first try with that build's result, running no dbt."""
+    home = workspace["env"]["AIRFLOW_HOME"]
+    assert_warmed_before_forking(home)
+    builds = task_logs(home, "dbt_sparkify.dbt_producer_watcher")
+    assert len(builds) == 2, builds
+    for build in builds:
+        text = build.read_text()
+        assert "dbt runs on the project as the warm-up parsed it (unchanged since): build" in text
+        assert "Completed successfully" in text
+    sensors = [path for path in task_logs(home, "dbt_sparkify.*") if "dbt_producer_watcher" not in str(path)]
+    assert len(sensors) == 2 * 26
+    assert all(path.name == "attempt=1.log" for path in sensors)
+    for path in sensors:
+        text = path.read_text()
+        assert "Success criteria met" in text, path
+        assert "Trying to run dbtRunner" not in text, path
+    # A test between two models reports its own result (Cosmos pushes test results per model only).
+    detached = next(p for p in sensors if "relationships_fct_songplays_song_id" in str(p)).read_text()
+    assert "relationships_fct_songplays_song_id" in detached and "_tests_status" in detached
+
+
+def test_the_build_pushes_only_what_the_node_tasks_read(workspace, first_backfill):
+    env = workspace["env"]
+    with running(
+        from_env(env), free_port(), home=Path(env["AIRFLOW_HOME"]), base_env=env, components=("api-server",)
+    ) as airflow:
+        [run] = airflow.runs("2018-11-01", "2018-11-01")
+        entries = airflow.api(
+            "GET",
+            f"/dags/sparkify_daily/dagRuns/{run['dag_run_id']}/taskInstances/"
+            "dbt_sparkify.dbt_producer_watcher/xcomEntries",
+            params={"limit": 1000},
+        )["xcom_entries"]
+    keys = {entry["key"] for entry in entries}
+    manifest = json.loads((REPO / "dbt_sparkify" / "target" / "manifest.json").read_text())
+    tests = [node for node in manifest["nodes"].values() if node["resource_type"] == "test"]
+    detached = {t["unique_id"] for t in tests if len(set(t["depends_on"]["nodes"])) > 1}
+    key = lambda uid, suffix: f"{uid.replace('.', '__')}_{suffix}"  # noqa: E731
+    assert {key(uid, "tests_status") for uid in detached} <= keys
+    assert {key(uid, "dbt_event") for uid in detached} <= keys
+    assert not {key(t["unique_id"], "dbt_event") for t in tests if t["unique_id"] not in detached} & keys
+    assert {key("model.sparkify.fct_songplays", s) for s in ("status", "dbt_event", "tests_status")} <= keys
+    assert len(keys) < 120, sorted(keys)
+
+
+@pytest.fixture(scope="module")
+def local_backfill(tmp_path_factory, workspace):
+    """The same two days with Cosmos' LOCAL execution (a dbt command per task) into another warehouse."""
+    root = tmp_path_factory.mktemp("e2e-local")
+    env = {
+        **workspace["env"],
+        "SPARKIFY_DBT_EXECUTION": "local",
+        "SPARKIFY_DUCKDB_PATH": str(root / "warehouse.duckdb"),
+        "AIRFLOW_HOME": str(root / "airflow"),
+        "SPARKIFY_AIRFLOW_PORT": str(free_port()),
+    }
+    result = backfill(env, "2018-11-01", "2018-11-02")
+    assert result.returncode == 0, result.report
+    return env
+
+
+def test_local_execution_builds_the_same_marts_on_the_warm_up_parse(
+    workspace, first_backfill, local_backfill
+):
+    assert fingerprints(from_env(local_backfill), MARTS) == fingerprints(from_env(workspace["env"]), MARTS)
+    home = local_backfill["AIRFLOW_HOME"]
+    assert_warmed_before_forking(home)
     # Each dbt model and test task ran on the project as the warm-up parsed it, without loading it again.
-    logs = Path(workspace["env"]["AIRFLOW_HOME"], "logs", "dag_id=sparkify_daily")
-    dbt_tasks = [path for path in logs.glob("run_id=*/task_id=dbt_sparkify.*/attempt=1.log")]
+    dbt_tasks = task_logs(home, "dbt_sparkify.*")
     assert len(dbt_tasks) >= 2 * 20
     not_shared = [str(path) for path in dbt_tasks if "as the warm-up parsed it" not in path.read_text()]
     assert not not_shared, not_shared[:3]

@@ -133,7 +133,10 @@ def backfill(topology):
             "GET", f"/dags/{DAG_ID}/dagRuns/~/taskInstances", params={"state": "running", "limit": 100}
         )
         for ti in listing["task_instances"]:
+            # A model's or a test's task (the run's one dbt build skips its retries by design).
             if not (ti["task_id"].startswith("dbt_sparkify.") and ti["hostname"] in WORKERS):
+                continue
+            if ti["task_id"] == "dbt_sparkify.dbt_producer_watcher":
                 continue
             worker = airflow.processes[f"worker-{ti['hostname']}"]
             os.killpg(worker.pid, signal.SIGSTOP)
@@ -162,8 +165,9 @@ def backfill(topology):
 
 def test_every_run_succeeds_on_both_workers(backfill):
     assert [run["state"] for run in backfill["runs"]] == ["success"] * len(DAYS), backfill["runs"]
-    hosts = {ti["hostname"] for tis in backfill["tasks"].values() for ti in tis}
-    assert hosts == set(WORKERS)
+    # (The scheduler itself marks the watcher's empty "build done" task: no worker runs it.)
+    ran = [ti for tis in backfill["tasks"].values() for ti in tis if ti["operator"] != "EmptyOperator"]
+    assert {ti["hostname"] for ti in ran} == set(WORKERS)
 
 
 def test_each_worker_warmed_dbt_before_forking_its_pool(topology, backfill):

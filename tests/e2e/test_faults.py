@@ -33,6 +33,7 @@ from tests.conftest import drop_database, read_events
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 FAILING_TEST = "dbt_sparkify.stg_sparkify__events.test"
+PRODUCER = "dbt_sparkify.dbt_producer_watcher"
 
 
 class Relay(socketserver.ThreadingTCPServer):
@@ -319,9 +320,14 @@ def test_clearing_the_failed_test_after_fixing_the_data_completes_the_run(faults
     # Cleared, the run is queued again; it must end in success (a new failure shows as a timeout naming it).
     wait_for_run(airflow, "2018-11-02", {"success"}, timeout=400)
     tasks = states(airflow, run_id)
+    # Every task succeeded; the one dbt build of the run failed with the test and skipped its retry (a build
+    # is never rerun whole: each cleared task ran its own node).
+    assert tasks.pop(PRODUCER)["state"] == "skipped"
     assert all(ti["state"] == "success" for ti in tasks.values()), {
         t: ti["state"] for t, ti in tasks.items() if ti["state"] != "success"
     }
+    cleared = [t for t in tasks if t.startswith("dbt_sparkify.") and tasks[t]["try_number"] > 1]
+    assert FAILING_TEST in cleared and "dbt_sparkify.fct_songplays.run" in cleared
     # Staging was not rerun: only the cleared task and what depends on it ran again.
     assert tasks["stage_events"]["try_number"] == failed_test["tasks"]["stage_events"]["try_number"]
     with warehouse.cursor(settings) as cur:
