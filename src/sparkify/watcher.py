@@ -2,7 +2,7 @@
 
 One producer task runs ``dbt build``; every model, model's tests, detached test and source keeps its own Airflow
 task, a sensor that reports its node's result from the producer's XComs (and, when retried or cleared, runs its
-node with dbt itself). Three changes to Cosmos' classes, each measured on a day's run:
+node with dbt itself). Four changes to Cosmos' classes (the reasons and numbers: docs/BENCHMARKS.md):
 
 - Sensors poke on a worker instead of deferring: a deferred sensor costs two task processes and the
   triggerer's loops (about 3 s per level of the graph), a poking one a single process that usually finds its
@@ -12,6 +12,9 @@ node with dbt itself). Three changes to Cosmos' classes, each measured on a day'
   reads. Each push is a round trip through the task's supervisor to the API server.
 - A test detached from its models (a relationships test between two models) has its own result pushed under
   the key its sensor reads; Cosmos pushes test results only per model, so such a sensor never had one.
+- A sensor's later try (a retry, its task or its run cleared) never reads the build's XComs, which still hold
+  the previous try's results until a cleared build starts again: it waits for the build to end, then runs its
+  node with dbt, as Cosmos' sensors do on a retry.
 """
 
 from __future__ import annotations
