@@ -302,15 +302,16 @@ def test_dimensions_from_song_files(workspace, first_backfill):
 
 
 def test_rerun_is_idempotent_and_a_missing_day_fails_the_backfill(workspace, first_backfill):
-    """The whole (two-day) month again, and a day whose file is missing."""
+    """A day already done, again (its run cleared: every node task runs its node), and a day whose file is
+    missing."""
     before = fingerprints(from_env(workspace["env"]))
     loaded_before = fetch(
         workspace, "select max(loaded_at) from raw.staging_events where log_date = ?", [date(2018, 11, 2)]
     )
-    # 2018-11-01 and 02 again (already done), and 2018-11-03, whose log file does not exist.
-    result = backfill(workspace["env"], "2018-11-01", "2018-11-03")
+    # 2018-11-02 again (already done), and 2018-11-03, whose log file does not exist.
+    result = backfill(workspace["env"], "2018-11-02", "2018-11-03")
     assert result.returncode == 1, result.report
-    assert "runs: 2 succeeded, 1 failed" in result.stdout, result.report
+    assert "runs: 1 succeeded, 1 failed" in result.stdout, result.report
     assert "2018-11-03 failed: stage_events" in result.stdout, result.report
     # The missing file failed staging, alerted with the expected path, and nothing downstream ran.
     [run_dir] = Path(workspace["env"]["AIRFLOW_HOME"], "logs", "dag_id=sparkify_daily").glob(
@@ -325,6 +326,12 @@ def test_rerun_is_idempotent_and_a_missing_day_fails_the_backfill(workspace, fir
         workspace, "select max(loaded_at) from raw.staging_events where log_date = ?", [date(2018, 11, 2)]
     )
     assert loaded_after > loaded_before, "2018-11-02 was not staged again"
+    # The cleared day's models were built again (each node task ran its node: the build's XComs were stale).
+    [rerun_dir] = Path(workspace["env"]["AIRFLOW_HOME"], "logs", "dag_id=sparkify_daily").glob(
+        "run_id=*2018-11-02*"
+    )
+    fact = max((rerun_dir / "task_id=dbt_sparkify.fct_songplays.run").glob("attempt=*.log")).read_text()
+    assert "Running model 'model.sparkify.fct_songplays'" in fact and "Completed successfully" in fact
     assert fingerprints(from_env(workspace["env"])) == before
 
 
