@@ -150,7 +150,7 @@ def test_watcher_mode_keeps_a_task_per_node_and_only_the_producer_writes(local_d
         assert not sensor.deferrable, task_id
         assert sensor.mode == "poke", task_id
     # A test between two models has a task of its own; the producer pushes its result under its own key.
-    detached = {dag.get_task(t).model_unique_id for t in nodes if t.endswith("__test")}
+    detached = {dag.get_task(t).model_unique_id for t in relationship_tests()}
     assert len(detached) >= 5
     assert all(producer.tests_per_model[test] == [test] for test in detached)
 
