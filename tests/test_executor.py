@@ -92,7 +92,7 @@ from sparkify.settings import settings
 
 s = settings()
 assert dbt.warm_up(s)
-os.environ.update({**s.dbt_env(), dbt.RUN_DATE_ENV: "2018-11-01"})  # as Cosmos runs a task
+os.environ.update({**dbt.dag_dbt_env(s), dbt.RUN_DATE_ENV: "2018-11-01"})  # as Cosmos runs a task
 run = ["run", "--select", "dim_users"]
 seen = {"task": dbt.shared_manifest(s, run) is not None}
 seen["another day"] = (os.environ.update({dbt.RUN_DATE_ENV: "2018-11-02"}) or dbt.shared_manifest(s, run)) is not None

@@ -10,14 +10,15 @@ One run per day of logs. For the run's day (`ds`):
    model's tests: `stg_sparkify__events`, `stg_sparkify__songs` → `dim_users`, `dim_user_levels`,
    `dim_songs`, `dim_artists`, `fct_songplays` (the day deleted and re-inserted) → `dim_time`. One
    `dbt build` (**dbt_producer_watcher**) does the work; every model, model's tests and source has its own
-   task with that node's result (a retried or cleared one runs its node itself). A failing test stops what
+   task with that node's result (a retried one runs its node itself; a cleared run builds again). A failing test stops what
    depends on it; the day's songplays are reconciled with its events.
 3. **summary** logs the rows staged and quarantined for the day and the rows of every staging and mart table,
    and records them in the warehouse's `raw.pipeline_audit`.
+4. **docs** regenerates the dbt docs (lineage, every model and column) when the project or the warehouse's
+   columns changed, served under *Browse → dbt docs*.
 
 A task that fails for good logs one `SPARKIFY_ALERT {json}` line (and e-mails it when `SPARKIFY_ALERT_CONN_ID`
 names an SMTP connection).
-4. **docs** regenerates the dbt docs (lineage, every model and column), served under *Browse → dbt docs*.
 
 Reruns are idempotent. The warehouse (`SPARKIFY_WAREHOUSE`) and the lake (`SPARKIFY_LAKE`) come from the
 environment; see the project README.
@@ -64,7 +65,7 @@ def sparkify_daily() -> None:
 
     @task
     def docs() -> str:
-        return str(generate_docs(SETTINGS))
+        return str(generate_docs(SETTINGS, force=False))
 
     if SETTINGS.warehouse == "redshift":
         staged = redshift.staging_tasks(SETTINGS)

@@ -12,8 +12,12 @@ node with dbt itself). Four changes to Cosmos' classes (the reasons and numbers:
   reads. Each push is a round trip through the task's supervisor to the API server.
 - A test detached from its models (a relationships test between two models) has its own result pushed under
   the key its sensor reads; Cosmos pushes test results only per model, so such a sensor never had one.
-- A sensor's later try (a retry, its task or its run cleared) never reads the build's XComs, which still hold
-  the previous try's results until a cleared build starts again: it waits for the build to end, then runs its
+- A cleared build builds again. Cosmos skips any try of its producer after the first (a second build must not
+  follow a failed one's retry); the first try after a clear (a backfill reprocessing a finished day, a whole
+  run cleared) is not a retry, and rebuilding is one dbt command where its sensors would otherwise run about
+  thirty. A sensor's first try after a clear reads the build only once the build of that clear has started
+  (it records the run's clear number): until then the XComs still hold the previous build's results. Any
+  other later try (a retry, or a sensor cleared without its build) waits for the build to end, then runs its
   node with dbt, as Cosmos' sensors do on a retry.
 """
 
@@ -67,8 +71,39 @@ def lean(line: str, own_event_tests: frozenset[str]) -> str | None:
     return line
 
 
+# The producer's XCom with its run's clear number when its build started: the build of a run cleared N times.
+BUILD_CLEAR_NUMBER_KEY = "sparkify_build_clear_number"
+# Producer states in which its XComs are its latest build's (Airflow clears a task's XComs as a try starts).
+BUILD_STARTED_STATES = frozenset({"running", "success", "failed"})
+
+
+def first_try_after_clear(ti: Any) -> bool:
+    """Whether this try is the first since its task was cleared, rather than a retry: clearing gives a task
+    ``max_tries = last try + retries``, so the first try of a clear is ``max_tries - retries + 1`` (as Airflow's
+    task runner computes it)."""
+    return ti.try_number > 1 and ti.try_number == ti.max_tries - (ti.task.retries or 0) + 1
+
+
+def clear_number(context: Any) -> int:
+    return context["dag_run"].clear_number or 0
+
+
 class DbtBuildProducer(DbtProducerWatcherOperator):
-    """Cosmos' watcher producer, pushing only what the sensors read."""
+    """Cosmos' watcher producer, pushing only what the sensors read, and building again when cleared."""
+
+    def execute(self, context: Any, **kwargs: Any) -> Any:
+        ti = context["ti"]
+        if not (ti.try_number == 1 or first_try_after_clear(ti)):
+            return super().execute(context, **kwargs)  # a retry: Cosmos skips it, the sensors run their nodes
+        ti.xcom_push(key=BUILD_CLEAR_NUMBER_KEY, value=clear_number(context))
+        if ti.try_number == 1:
+            return super().execute(context, **kwargs)
+        log.info("Try %s is the first since the run was cleared, not a retry: building again", ti.try_number)
+        try_number, ti.try_number = ti.try_number, 1  # Cosmos skips every try but the first
+        try:
+            return super().execute(context, **kwargs)
+        finally:
+            ti.try_number = try_number
 
     def _make_parse_callable(self) -> Callable[[str, Any], None]:
         parse = super()._make_parse_callable()
@@ -94,14 +129,22 @@ class _Poking:
         self.poke_interval = poke_interval
         self.pool = "default_pool"
 
+    _reads_build = False
+
     def poke(self, context: Any) -> bool:
-        """A first try reports the node's result from the run's build (Cosmos). A later try (a retry, or the
-        task or its whole run cleared) runs the node itself once the build is over, never reading the build's
-        XComs: until a cleared build starts again they still hold the previous try's results."""
+        """A first try reports the node's result from the run's build (Cosmos), and so does the first try after
+        a clear once the build of that clear has started. Any other later try (a retry, or the task cleared
+        without its build) runs the node itself once the build is over, never reading the build's XComs: they
+        hold the results of a build that ran before this try's data was cleared."""
         ti = context["ti"]
         if ti.try_number == 1:
             return super().poke(context)
         state = self._get_producer_task_status(context)
+        if first_try_after_clear(ti) and state in BUILD_STARTED_STATES:
+            built_for = ti.xcom_pull(task_ids=self.producer_task_id, key=BUILD_CLEAR_NUMBER_KEY)
+            if built_for == clear_number(context):
+                self._reads_build = True
+                return super().poke(context)
         if not is_producer_task_terminated(state):
             log.info(
                 "Try %s: waiting for the run's dbt build (%s) to end, then running the node",
@@ -110,6 +153,12 @@ class _Poking:
             )
             return False
         return self._fallback_to_non_watcher_run(ti.try_number, context)
+
+    def _handle_retry(self, try_number: int, producer_task_state: str | None, context: Any) -> bool | None:
+        # Cosmos' poke treats every try after the first as a retry; one reading its clear's build is not.
+        if self._reads_build:
+            return None
+        return super()._handle_retry(try_number, producer_task_state, context)
 
 
 class DbtRunSensor(_Poking, DbtRunWatcherOperator):

@@ -244,6 +244,48 @@ def test_dbt_bouncer_catches_violations(tmp_path):
         assert check in output, check
 
 
+def test_the_docs_are_generated_again_only_when_what_they_show_changed(warehouse, tmp_path):
+    """The DAG's docs task keeps the docs while the project, the profiles and the warehouse's columns are as
+    they were generated from; any change (a column, a description) regenerates them."""
+    home = tmp_path / "home"
+    shutil.copytree(PROJECT, home / "dbt_sparkify", ignore=shutil.ignore_patterns("target", "logs"))
+    shutil.copy(REPO / "profiles.yml", home / "profiles.yml")
+    shutil.copy(warehouse["db"], tmp_path / "warehouse.duckdb")
+    env = {
+        **warehouse["env"],
+        "SPARKIFY_HOME": str(home),
+        "SPARKIFY_DUCKDB_PATH": str(tmp_path / "warehouse.duckdb"),
+        "SPARKIFY_DBT_DOCS_DIR": str(tmp_path / "docs"),
+    }
+    settings = from_env(env)
+    catalog = settings.dbt_docs_dir / "catalog.json"
+
+    def generated(force: bool = False) -> int:
+        """The docs task's work, in a process of its own as each task runs."""
+        code = f"from sparkify import dbt, settings; dbt.generate_docs(settings.settings(), force={force})"
+        result = run([sys.executable, "-c", code], env, cwd=REPO)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return catalog.stat().st_mtime_ns
+
+    first = generated()
+    assert generated() == first, "regenerated with nothing changed"
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        con.execute("alter table analytics.dim_artists add column genre varchar")
+    second = generated()
+    assert second != first
+    columns = json.loads(catalog.read_text())["nodes"]["model.sparkify.dim_artists"]["columns"]
+    assert "genre" in {name.lower() for name in columns}
+    models = home / "dbt_sparkify" / "models" / "marts" / "_sparkify__models.yml"
+    text = models.read_text()
+    assert text.count("One row per artist") == 1
+    models.write_text(text.replace("One row per artist", "One row per artist (edited)"))
+    third = generated()
+    assert third != second
+    manifest = json.loads((settings.dbt_docs_dir / "manifest.json").read_text())
+    assert "(edited)" in manifest["nodes"]["model.sparkify.dim_artists"]["description"]
+    assert generated(force=True) != third, "`make docs` always regenerates"
+
+
 def test_summary_counts(warehouse):
     settings = from_env(warehouse["env"])
     counts = summary.table_counts(settings, date(2018, 11, 2))

@@ -152,6 +152,8 @@ def test_each_node_task_reports_the_one_build_of_its_run(workspace, first_backfi
         text = build.read_text()
         assert "dbt runs on the project as the warm-up parsed it (unchanged since): build" in text
         assert "Completed successfully" in text
+        # The day's data tests ran; the unit tests (fixed inputs, run by `make test`) did not.
+        assert "START test not_null_fct_songplays_songplay_id" in text and "START unit_test" not in text
     sensors = [path for path in task_logs(home, "dbt_sparkify.*") if "dbt_producer_watcher" not in str(path)]
     assert len(sensors) == 2 * 26
     assert all(path.name == "attempt=1.log" for path in sensors)
@@ -302,8 +304,8 @@ def test_dimensions_from_song_files(workspace, first_backfill):
 
 
 def test_rerun_is_idempotent_and_a_missing_day_fails_the_backfill(workspace, first_backfill):
-    """A day already done, again (its run cleared: every node task runs its node), and a day whose file is
-    missing."""
+    """A day already done, again (its run cleared: the run's build builds again and every node task reports
+    it), and a day whose file is missing."""
     before = fingerprints(from_env(workspace["env"]))
     loaded_before = fetch(
         workspace, "select max(loaded_at) from raw.staging_events where log_date = ?", [date(2018, 11, 2)]
@@ -326,12 +328,21 @@ def test_rerun_is_idempotent_and_a_missing_day_fails_the_backfill(workspace, fir
         workspace, "select max(loaded_at) from raw.staging_events where log_date = ?", [date(2018, 11, 2)]
     )
     assert loaded_after > loaded_before, "2018-11-02 was not staged again"
-    # The cleared day's models were built again (each node task ran its node: the build's XComs were stale).
+    # The cleared day was built again by its run's build (a first try after a clear is not a retry), and each
+    # node task reported that build's result at its first try since the clear, running no dbt itself.
     [rerun_dir] = Path(workspace["env"]["AIRFLOW_HOME"], "logs", "dag_id=sparkify_daily").glob(
         "run_id=*2018-11-02*"
     )
-    fact = max((rerun_dir / "task_id=dbt_sparkify.fct_songplays.run").glob("attempt=*.log")).read_text()
-    assert "Running model 'model.sparkify.fct_songplays'" in fact and "Completed successfully" in fact
+    build = (rerun_dir / "task_id=dbt_sparkify.dbt_producer_watcher" / "attempt=2.log").read_text()
+    assert "the first since the run was cleared, not a retry: building again" in build
+    assert "OK created sql incremental model analytics.fct_songplays" in build
+    assert "Completed successfully" in build
+    sensors = [path for path in rerun_dir.glob("task_id=dbt_sparkify.*") if "producer" not in path.name]
+    assert len(sensors) == 26
+    for sensor in sensors:
+        assert {path.name for path in sensor.iterdir()} == {"attempt=1.log", "attempt=2.log"}, sensor
+        text = (sensor / "attempt=2.log").read_text()
+        assert "Success criteria met" in text and "Trying to run dbtRunner" not in text, sensor
     assert fingerprints(from_env(workspace["env"])) == before
 
 
@@ -340,6 +351,12 @@ def test_dbt_docs_are_served_in_the_airflow_ui(workspace, first_backfill):
     env = workspace["env"]
     settings = from_env(env)
     assert (settings.dbt_docs_dir / "catalog.json").is_file()
+    # The first backfill's two runs: one generated the docs, the other found them current and kept them.
+    first_tries = [
+        path.read_text() for path in task_logs(env["AIRFLOW_HOME"], "docs") if path.name == "attempt=1.log"
+    ]
+    assert len(first_tries) == 2
+    assert sorted("dbt docs in" in text and "are current" in text for text in first_tries) == [False, True]
     port = free_port()
     with running(
         settings, port, home=Path(env["AIRFLOW_HOME"]), base_env=env, components=("api-server",)
