@@ -65,6 +65,61 @@ def _seconds(duration: str) -> float:
     return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
 
 
+# Profiles (pyinstrument) -----------------------------------------------------------------------------------------
+
+
+def profile_tree(session: object, min_share: float = 0.04, max_lines: int = 28) -> str:
+    """A pyinstrument session as a short call tree: the frames that took at least ``min_share`` of the time, a
+    chain of frames that each hand on nearly all their time to one callee shown by its last frame only."""
+    from pyinstrument import processors
+
+    frame = session.root_frame()  # type: ignore[attr-defined]
+    for process in (
+        processors.remove_importlib,
+        processors.remove_tracebackhide,
+        processors.aggregate_repeated_calls,
+        processors.merge_consecutive_self_time,
+        processors.remove_unnecessary_self_time_nodes,
+    ):
+        frame = process(frame, options={})
+    total = frame.time
+    lines: list[str] = []
+
+    def walk(node: object, depth: int) -> None:
+        if node.time < min_share * total or len(lines) >= max_lines:  # type: ignore[attr-defined]
+            return
+        big = [child for child in node.children if child.time >= min_share * total]  # type: ignore[attr-defined]
+        if len(big) == 1 and big[0].time >= 0.9 * node.time:  # type: ignore[attr-defined]
+            walk(big[0], depth)
+            return
+        function = node.function  # type: ignore[attr-defined]
+        where = f"{node.file_path_short}:{node.line_no}"  # type: ignore[attr-defined]
+        lines.append(f"{'  ' * depth}{node.time:6.2f} s  {function}  {where}")  # type: ignore[attr-defined]
+        for child in sorted(big, key=lambda child: -child.time):
+            walk(child, depth + 1)
+
+    walk(frame, 0)
+    return "\n".join(lines)
+
+
+def profiled(action: Callable[[], object]) -> tuple[float, str]:
+    """Seconds of ``action`` under pyinstrument (sampling every millisecond), and its call tree."""
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=0.001)
+    start = time.perf_counter()
+    profiler.start()
+    try:
+        action()
+    finally:
+        profiler.stop()
+    return time.perf_counter() - start, profile_tree(profiler.last_session)
+
+
+def profile_block(title: str, seconds: float, tree: str) -> str:
+    return f"**Profile: {title}** ({seconds:.2f} s under pyinstrument)\n\n```\n{tree}\n```"
+
+
 # 1. DAG parse ---------------------------------------------------------------------------------------------------
 
 _IMPORT_SDK = """
@@ -72,6 +127,18 @@ import time
 start = time.perf_counter()
 import airflow.sdk
 print(time.perf_counter() - start)
+"""
+
+_PROFILE_DAG = """
+import runpy, sys, time
+from pyinstrument import Profiler
+profiler = Profiler(interval=0.001)
+start = time.perf_counter()
+profiler.start()
+runpy.run_path(sys.argv[1])
+profiler.stop()
+print(time.perf_counter() - start)
+profiler.last_session.save(sys.argv[2])
 """
 
 _IMPORT_DAG = """
@@ -84,7 +151,9 @@ print(time.perf_counter() - start)
 """
 
 
-def dag_parse(settings: Settings, runs: int, env: dict[str, str]) -> list[Row]:
+def dag_parse(settings: Settings, runs: int, env: dict[str, str], profiles: list[str]) -> list[Row]:
+    from pyinstrument.session import Session
+
     dag_file = settings.root / "airflow" / "dags" / "sparkify_daily.py"
 
     def fresh(code: str) -> list[float]:
@@ -98,6 +167,21 @@ def dag_parse(settings: Settings, runs: int, env: dict[str, str]) -> list[Row]:
 
     floor = fresh(_IMPORT_SDK)
     times = fresh(_IMPORT_DAG)
+    with tempfile.TemporaryDirectory() as scratch:
+        saved = Path(scratch) / "import.pyisession"
+        out = subprocess.run(
+            [_python(), "-c", _PROFILE_DAG, str(dag_file), str(saved)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        seconds = float(out.stdout.strip().splitlines()[-1])
+        profiles.append(
+            profile_block(
+                "a fresh-process import of the DAG file", seconds, profile_tree(Session.load(saved))
+            )
+        )
     rows = [
         Row(
             "DAG parse",
@@ -198,7 +282,9 @@ def _row_by_row(insert: Callable[[tuple], None], path: Path, sample: int) -> flo
     return (time.perf_counter() - start) / sample
 
 
-def staging_throughput(settings: Settings, work: Path, copies: int, sample: int) -> list[Row]:
+def staging_throughput(
+    settings: Settings, work: Path, copies: int, sample: int, profiles: list[str]
+) -> list[Row]:
 
     from sparkify.staging import duckdb as duck
     from sparkify.staging import postgres
@@ -226,6 +312,8 @@ def staging_throughput(settings: Settings, work: Path, copies: int, sample: int)
         duck.stage_events(con, lake, DAY, "raw", max_bad_ratio=0.01)  # tables created, file warm
         ours = _timed(lambda: duck.stage_events(con, lake, DAY, "raw", max_bad_ratio=0.01))
         checked = _timed(lambda: duck.stage_events(con, lake, DAY, "raw", max_bad_ratio=0.01, fast=False))
+        seconds, tree = profiled(lambda: duck.stage_events(con, lake, DAY, "raw", max_bad_ratio=0.01))
+        profiles.append(profile_block("ours on DuckDB, the large day of plain records", seconds, tree))
         columns = ", ".join(c.name for c in EVENTS.columns)
         marks = ", ".join("?" for _ in EVENTS.columns)
         con.execute(f"create table naive as select {columns} from raw.staging_events limit 0")
@@ -274,6 +362,8 @@ def staging_throughput(settings: Settings, work: Path, copies: int, sample: int)
         postgres.stage_events(pg_settings, lake, DAY)  # tables created
         ours_pg = _timed(lambda: postgres.stage_events(pg_settings, lake, DAY))
         checked_pg = _timed(lambda: postgres.stage_events(pg_settings, lake, DAY, fast=False))
+        seconds, tree = profiled(lambda: postgres.stage_events(pg_settings, lake, DAY))
+        profiles.append(profile_block("ours on PostgreSQL, the large day of plain records", seconds, tree))
         con = postgres.connect(pg_settings)
         try:
             with con.cursor() as cur:
@@ -335,9 +425,46 @@ def _drop_database(settings: Settings) -> None:
 # 2. One day through Airflow vs. raw -----------------------------------------------------------------------------
 
 
-def one_day(settings: Settings, work: Path, env: dict[str, str], executions: list[str]) -> list[Row]:
+TASK_KINDS = (
+    ("staging", lambda task_id: task_id.startswith("stage_")),
+    ("dbt build", lambda task_id: task_id.endswith("dbt_producer_watcher")),
+    ("dbt node tasks", lambda task_id: task_id.startswith("dbt_sparkify.")),
+    ("summary", lambda task_id: task_id == "summary"),
+    ("docs", lambda task_id: task_id == "docs"),
+)
+
+
+def run_profile(run: dict, tis: list[dict], label: str) -> str:
+    """Where a run's time went, from its task instances: per kind of task, how many, the sum of their
+    durations (process time, overlapping ones each counted) and how long at least one of them ran; what is left
+    of the run's span when no task ran is the scheduler's and the executor's (queueing, process starts)."""
+    kinds: dict[str, list[dict]] = {name: [] for name, _ in TASK_KINDS}
+    for ti in tis:
+        kind = next(name for name, matches in TASK_KINDS if matches(ti["task_id"]))
+        kinds[kind].append(ti)
+    span = (
+        datetime.fromisoformat(run["end_date"]) - datetime.fromisoformat(run["start_date"])
+    ).total_seconds()
+    lines = [
+        f"**Profile: where the run's time goes, {label}** (task instances of the run; span {span:.1f} s)",
+        "",
+        "| tasks | count | sum of durations | at least one running |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, group in kinds.items():
+        if group:
+            total = sum(ti.get("duration") or 0.0 for ti in group)
+            lines.append(f"| {name} | {len(group)} | {total:.1f} s | {_busy_seconds(group):.1f} s |")
+    idle = span - _busy_seconds(tis)
+    lines.append(f"| none running (scheduling, queueing, process starts) | | | {idle:.1f} s |")
+    return "\n".join(lines)
+
+
+def one_day(
+    settings: Settings, work: Path, env: dict[str, str], executions: list[str], profiles: list[str]
+) -> list[Row]:
     from sparkify import staging
-    from sparkify.dbt import run_dbt
+    from sparkify.dbt import DAG_DBT_FLAGS, run_dbt
     from sparkify.local_airflow import free_port, running
 
     lake = generate(work / "day-lake", scale=1, seed=42, days=1).root
@@ -348,11 +475,13 @@ def one_day(settings: Settings, work: Path, env: dict[str, str], executions: lis
     def raw() -> None:
         staging.stage_songs(raw_settings)
         staging.stage_events(raw_settings, DAY)
-        os.environ["SPARKIFY_RUN_DATE"] = DAY.isoformat()
+        # The DAG's dbt environment: its day, and its flags (no unit tests).
+        os.environ.update({**DAG_DBT_FLAGS, "SPARKIFY_RUN_DATE": DAY.isoformat()})
         try:
             run_dbt(raw_settings, "build", "--target-path", str(work / "raw-target"))
         finally:
-            os.environ.pop("SPARKIFY_RUN_DATE", None)
+            for key in (*DAG_DBT_FLAGS, "SPARKIFY_RUN_DATE"):
+                os.environ.pop(key, None)
 
     raw_seconds = _timed(raw)
     rows = [
@@ -380,7 +509,9 @@ def one_day(settings: Settings, work: Path, env: dict[str, str], executions: lis
                 interval=0.5,
             )
             airflow_seconds = time.perf_counter() - start
-            tasks = len(airflow.task_instances(run["dag_run_id"]))
+            tis = airflow.task_instances(run["dag_run_id"])
+            tasks = len(tis)
+        profiles.append(run_profile(run, tis, f"Cosmos {execution.upper()}"))
         # The run alone, from its start to its end: the scheduler's start (and its dbt warm-up) left out.
         run_seconds = (
             datetime.fromisoformat(run["end_date"]) - datetime.fromisoformat(run["start_date"])
@@ -715,12 +846,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="sparkify-bench-") as tmp:
         work = Path(tmp)
         for name in sections:
+            profiles: list[str] = []
             if name == "parse":
-                rows = dag_parse(settings, args.parse_runs, env)
+                rows = dag_parse(settings, args.parse_runs, env, profiles)
             elif name == "staging":
-                rows = staging_throughput(settings, work / "staging", args.copies, args.sample)
+                rows = staging_throughput(settings, work / "staging", args.copies, args.sample, profiles)
             elif name == "day":
-                rows = one_day(settings, work / "day", env, args.execution or ["local", "watcher"])
+                rows = one_day(settings, work / "day", env, args.execution or ["local", "watcher"], profiles)
             else:
                 results = backfill_at_scale(
                     work / "scale", env, [int(x) for x in args.scales.split(",")], args.days
@@ -729,10 +861,10 @@ def main(argv: list[str] | None = None) -> int:
                 plot = out.parent / PLOT.name
                 plot_scale(results, plot)
                 print(f"plot written to {plot}")
-            tables[name] = table(rows)
+            tables[name] = "\n\n".join([table(rows), *profiles])
             if name == "scale":
                 tables[name] += f"\n\n![Backfill wall time and peak memory against scale]({PLOT.name})"
-            print(table(rows), flush=True)
+            print(tables[name], flush=True)
     write_report(out, tables)
     print(f"written to {out}")
     return 0
