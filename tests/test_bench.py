@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from sparkify.bench import Row, TreeMemory, table, write_report
+from sparkify.bench import Row, TreeMemory, profiled, run_profile, table, write_report
 
 
 def test_a_section_run_alone_replaces_only_itself(tmp_path):
@@ -50,3 +50,58 @@ def test_busy_time_counts_overlapping_tasks_once():
     tasks = [ti(0, 10), ti(2, 3), ti(9, 12), ti(11, 13), ti(20, 25), {"start_date": None, "end_date": None}]
     assert _busy_seconds(tasks) == 13 + 5
     assert _busy_seconds([]) == 0
+
+
+def _spin(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def _heavy() -> None:
+    _spin(0.6)
+
+
+def _light() -> None:
+    _spin(0.2)
+
+
+def _both() -> None:
+    _heavy()
+    _light()
+
+
+def test_a_profile_names_where_the_time_went_heaviest_first():
+    seconds, tree = profiled(_both)
+    lines = tree.splitlines()
+    heavy = next(line for line in lines if " _heavy " in line)
+    light = next(line for line in lines if " _light " in line)
+    assert lines.index(heavy) < lines.index(light)
+    assert float(heavy.split()[0]) > 2 * float(light.split()[0])
+    assert "tests/test_bench.py" in heavy
+    assert seconds >= 0.8
+
+
+def test_a_run_profile_splits_its_span_by_kind_of_task():
+    def ti(task_id: str, start: float, end: float) -> dict:
+        stamp = lambda s: f"2018-11-01T00:00:{s:06.3f}+00:00"  # noqa: E731
+        return {
+            "task_id": task_id,
+            "start_date": stamp(start),
+            "end_date": stamp(end),
+            "duration": end - start,
+        }
+
+    tis = [
+        ti("stage_events", 0, 1),
+        ti("dbt_sparkify.dbt_producer_watcher", 2, 6),
+        ti("dbt_sparkify.dim_users.run", 3, 4),
+        ti("dbt_sparkify.dim_users.test", 5, 7),
+        ti("summary", 8, 9),
+    ]
+    text = run_profile({"start_date": tis[0]["start_date"], "end_date": tis[-1]["end_date"]}, tis, "test")
+    rows = {line.split(" | ")[0].strip("| "): line for line in text.splitlines() if line.startswith("| ")}
+    assert rows["dbt node tasks"] == "| dbt node tasks | 2 | 3.0 s | 3.0 s |"
+    assert rows["dbt build"] == "| dbt build | 1 | 4.0 s | 4.0 s |"
+    # Busy 1 + (2..7) + 1 = 7 s of a 9 s span: 2 s with no task running.
+    assert rows["none running (scheduling, queueing, process starts)"].endswith("| 2.0 s |")

@@ -139,3 +139,38 @@ def test_dbt_tasks_use_the_warm_up_parse_only_while_it_is_current(tmp_path):
         "back as parsed": True,
         "a model edited": False,
     }
+
+
+IMPORT_DAGS = """
+import sys
+from pathlib import Path
+from sparkify.executor import import_dag_modules
+
+assert "sparkify.watcher" not in sys.modules and "sparkify.staging" not in sys.modules
+print(import_dag_modules(Path(sys.argv[1])))
+print(sorted(m for m in ("sparkify.watcher", "sparkify.staging", "sparkify.summary") if m in sys.modules))
+"""
+
+
+def test_the_executor_runs_the_dag_files_so_task_processes_find_their_imports_loaded(tmp_path):
+    """The project's DAG file runs in the executor's process before it forks (its modules then loaded); a
+    broken DAG file next to it is a warning, not a failed executor."""
+    import shutil
+
+    shutil.copy(REPO / "airflow" / "dags" / "sparkify_daily.py", tmp_path / "sparkify_daily.py")
+    (tmp_path / "broken_dag.py").write_text(
+        "# an airflow dag file\nraise RuntimeError('broken on purpose')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORT_DAGS, str(tmp_path)],
+        cwd=REPO,
+        env=os.environ,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    ran, loaded = result.stdout.strip().splitlines()[-2:]
+    assert ran == "['sparkify_daily.py']"
+    assert loaded == "['sparkify.staging', 'sparkify.summary', 'sparkify.watcher']"
+    assert "broken_dag.py failed in the warm-up" in result.stdout + result.stderr

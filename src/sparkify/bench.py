@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -33,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 from sparkify.datagen import generate
 from sparkify.lake import Lake
@@ -69,8 +71,8 @@ def _seconds(duration: str) -> float:
 
 
 def profile_tree(session: object, min_share: float = 0.04, max_lines: int = 28) -> str:
-    """A pyinstrument session as a short call tree: the frames that took at least ``min_share`` of the time, a
-    chain of frames that each hand on nearly all their time to one callee shown by its last frame only."""
+    """A pyinstrument session as a short call tree: the frames that took at least ``min_share`` of the time; a
+    chain of frames that each hand on nearly all their time to one callee is one line, ``first > last``."""
     from pyinstrument import processors
 
     frame = session.root_frame()  # type: ignore[attr-defined]
@@ -85,16 +87,19 @@ def profile_tree(session: object, min_share: float = 0.04, max_lines: int = 28) 
     total = frame.time
     lines: list[str] = []
 
-    def walk(node: object, depth: int) -> None:
-        if node.time < min_share * total or len(lines) >= max_lines:  # type: ignore[attr-defined]
+    def name(node: Any) -> str:
+        # DuckDB's Python methods are pybind11 functions, named after pybind11's internals.
+        return re.sub(r"^pybind11_\w+\.", "duckdb.", node.function)
+
+    def walk(node: Any, depth: int, first: Any = None) -> None:
+        if node.time < min_share * total or len(lines) >= max_lines:
             return
-        big = [child for child in node.children if child.time >= min_share * total]  # type: ignore[attr-defined]
-        if len(big) == 1 and big[0].time >= 0.9 * node.time:  # type: ignore[attr-defined]
-            walk(big[0], depth)
+        big = [child for child in node.children if child.time >= min_share * total]
+        if len(big) == 1 and big[0].time >= 0.9 * node.time:
+            walk(big[0], depth, first or node)
             return
-        function = node.function  # type: ignore[attr-defined]
-        where = f"{node.file_path_short}:{node.line_no}"  # type: ignore[attr-defined]
-        lines.append(f"{'  ' * depth}{node.time:6.2f} s  {function}  {where}")  # type: ignore[attr-defined]
+        chain = f"{name(first)} > {name(node)}" if first is not None else name(node)
+        lines.append(f"{'  ' * depth}{node.time:6.2f} s  {chain}  {node.file_path_short}:{node.line_no}")
         for child in sorted(big, key=lambda child: -child.time):
             walk(child, depth + 1)
 
@@ -438,9 +443,9 @@ def run_profile(run: dict, tis: list[dict], label: str) -> str:
     """Where a run's time went, from its task instances: per kind of task, how many, the sum of their
     durations (process time, overlapping ones each counted) and how long at least one of them ran; what is left
     of the run's span when no task ran is the scheduler's and the executor's (queueing, process starts)."""
-    kinds: dict[str, list[dict]] = {name: [] for name, _ in TASK_KINDS}
+    kinds: dict[str, list[dict]] = {name: [] for name, _ in TASK_KINDS} | {"other": []}
     for ti in tis:
-        kind = next(name for name, matches in TASK_KINDS if matches(ti["task_id"]))
+        kind = next((name for name, matches in TASK_KINDS if matches(ti["task_id"])), "other")
         kinds[kind].append(ti)
     span = (
         datetime.fromisoformat(run["end_date"]) - datetime.fromisoformat(run["start_date"])
@@ -805,8 +810,6 @@ PLOT = Path("docs") / "benchmark_scale.png"
 
 def write_report(out: Path, tables: dict[str, str]) -> None:
     """Replace the sections measured now in ``out``, keep the others as they were (each says when it ran)."""
-    import re
-
     text = out.read_text() if out.exists() else ""
     blocks = {
         name: match.group(1)

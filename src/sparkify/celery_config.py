@@ -1,9 +1,9 @@
 """Celery configuration for the CeleryExecutor: Airflow's default, plus dbt warmed up in each worker.
 
 ``AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS=sparkify.celery_config.CELERY_CONFIG``. A Celery worker's main process
-warms dbt once when it starts (``worker_init``), before it forks its pool, whose processes fork the task
-processes: each dbt task then starts with dbt warm, as under the project's LocalExecutor
-(``sparkify.executor``).
+warms dbt and runs the DAG files once when it starts (``worker_init``), before it forks its pool, whose
+processes fork the task processes: each task then starts with dbt warm and its DAG file's imports loaded, as
+under the project's LocalExecutor (``sparkify.executor``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
 from celery.signals import worker_init
 
-from sparkify.dbt import warm_up
+from sparkify.executor import warm
 from sparkify.settings import settings
 
 CELERY_CONFIG: dict[str, Any] = dict(DEFAULT_CELERY_CONFIG)
@@ -21,4 +21,4 @@ CELERY_CONFIG: dict[str, Any] = dict(DEFAULT_CELERY_CONFIG)
 
 @worker_init.connect
 def _warm_up_dbt(**_: Any) -> None:
-    warm_up(settings())
+    warm(settings())

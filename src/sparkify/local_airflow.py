@@ -67,7 +67,10 @@ def airflow_env(
             "AIRFLOW__CORE__DAGS_FOLDER": str(settings.root / "airflow" / "dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": env.get("AIRFLOW__CORE__EXECUTOR", WARM_LOCAL_EXECUTOR),
-            "AIRFLOW__CORE__PARALLELISM": env.get("AIRFLOW__CORE__PARALLELISM", "4"),
+            # Task processes at once. A day's dbt work is one build task beside ~27 node tasks of 0.2-0.5 s that
+            # read its results: with 4 slots they queued behind each other after the build (a day 10.6-10.9 s
+            # at scale 1), with 8 they do not (9.6-10.2 s); peak memory stays under 1 GiB.
+            "AIRFLOW__CORE__PARALLELISM": env.get("AIRFLOW__CORE__PARALLELISM", "8"),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
