@@ -6,7 +6,16 @@ import subprocess
 import sys
 import time
 
-from sparkify.bench import Row, TreeMemory, profiled, run_profile, table, write_report
+from sparkify.bench import (
+    Row,
+    ScaleResult,
+    TreeMemory,
+    profiled,
+    run_profile,
+    scale_rows,
+    table,
+    write_report,
+)
 
 
 def test_a_section_run_alone_replaces_only_itself(tmp_path):
@@ -105,3 +114,15 @@ def test_a_run_profile_splits_its_span_by_kind_of_task():
     assert rows["dbt build"] == "| dbt build | 1 | 4.0 s | 4.0 s |"
     # Busy 1 + (2..7) + 1 = 7 s of a 9 s span: 2 s with no task running.
     assert rows["none running (scheduling, queueing, process starts)"].endswith("| 2.0 s |")
+
+
+def test_november_is_projected_from_the_later_days_or_reported_as_measured():
+    def result(days: int, wall: float, per_later_day: float) -> ScaleResult:
+        return ScaleResult(100, days, 1000, 1.0, wall, 1.0, 1.0, 1.0, 2**30, 2**29, "success", per_later_day)
+
+    projected = scale_rows([result(3, 60.0, 12.0)])[-1]
+    assert projected.measure == "November (30 days) at scale 100, projected"
+    assert projected.value == f"{(60 + 27 * 12) / 60:.1f} min"
+    measured = scale_rows([result(30, 480.0, 15.0)])[-1]
+    assert measured.measure == "November (30 days) at scale 100, end to end"
+    assert measured.value == "8.0 min" and "15.0 s a day after the first" in measured.note
