@@ -135,7 +135,10 @@ class _Poking:
         """A first try reports the node's result from the run's build (Cosmos), and so does the first try after
         a clear once the build of that clear has started. Any other later try (a retry, or the task cleared
         without its build) runs the node itself once the build is over, never reading the build's XComs: they
-        hold the results of a build that ran before this try's data was cleared."""
+        hold the results of a build that ran before this try's data was cleared. (Clearing without resetting
+        the run, ``reset_dag_runs: false``, leaves its clear number as it was: a try could then read the previous
+        build's results in the moment between the build task starting and it clearing its XComs. The UI, the
+        API's default and backfills reset the run.)"""
         ti = context["ti"]
         if ti.try_number == 1:
             return super().poke(context)
