@@ -195,6 +195,12 @@ def cmd_backfill(args: argparse.Namespace, keep_ui: bool) -> int:
                 flush=True,
             )
             return 130
+        if not airflow.wait_backfill_completed(backfill["id"]):
+            print(
+                f"Backfill {backfill['id']} not marked complete by the scheduler yet: the next backfill cancels it, "
+                "after which Airflow starts none of its runs again (clear them with a new `make backfill`).",
+                flush=True,
+            )
         print_report(report, config, args.start, args.end)
         if keep_ui:
             print(f"\ndbt docs (lineage, models, columns): {airflow.url}{DOCS_PATH}", flush=True)

@@ -307,6 +307,21 @@ class LocalAirflow:
                 cancelled.append(backfill["id"])
         return cancelled
 
+    def wait_backfill_completed(self, backfill_id: int, timeout: float = 45) -> bool:
+        """Wait for the scheduler to mark a finished backfill complete (it checks every 30 s, hard-coded). One
+        stopped before that is still active at the next start, which cancels it, and cancelling pauses it:
+        Airflow never starts a run of a paused backfill again, so clearing one of its runs in the UI would leave
+        the run queued for good. False if the scheduler has not marked it within ``timeout``."""
+        try:
+            self.wait_until(
+                "the scheduler to mark the backfill complete",
+                lambda: self.api("GET", f"/backfills/{backfill_id}")["completed_at"],
+                timeout=timeout,
+            )
+        except AirflowStartError:
+            return False
+        return True
+
     def create_backfill(self, start: str, end: str, max_active_runs: int) -> dict[str, Any]:
         self.api("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
         # On the SQLite metadata database the API answers 503 ("Database is locked") while the scheduler writes:
