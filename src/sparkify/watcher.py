@@ -199,9 +199,5 @@ def tune(tasks: Iterator[Any], poke_interval: float) -> None:
         elif isinstance(task, BaseConsumerSensor):
             raise TypeError(f"{task.task_id}: watcher sensor {type(task).__name__} not tuned")
     if producer is not None:
-        # One build at a time across runs, on every warehouse: a build rebuilds the dimensions and dim_time from
-        # every day, so another run's build inserting its day's songplays in the middle of this one's fails this
-        # one's relationship tests (seen on PostgreSQL with three runs at once).
-        producer.max_active_tis_per_dag = 1
         for test in detached_tests:
             producer.tests_per_model.setdefault(test, [test])
