@@ -319,6 +319,7 @@ class LocalAirflow:
                 timeout=timeout,
             )
         except AirflowStartError:
+            self.check_alive()  # a component that died is its own error, not a backfill left unmarked
             return False
         return True
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 import uuid
 
 import psycopg2
@@ -160,7 +159,6 @@ def backfill(topology):
 
     victim = airflow.wait_until("a dbt task running on a worker", caught_running, timeout=300, interval=0.2)
     airflow.kill(f"worker-{victim['hostname']}")
-    killed_at = time.monotonic()
     victim_path = f"/dags/{DAG_ID}/dagRuns/{victim['dag_run_id']}/taskInstances/{victim['task_id']}"
 
     def retried_elsewhere():
@@ -187,12 +185,7 @@ def backfill(topology):
         describe=lambda: airflow.describe_runs(DAYS[0], DAYS[-1]),
     )
     tasks = {run["logical_date"][:10]: airflow.task_instances(run["dag_run_id"]) for run in runs}
-    return {
-        "runs": runs,
-        "tasks": tasks,
-        "victim": victim,
-        "recovered_in": time.monotonic() - killed_at,
-    }
+    return {"runs": runs, "tasks": tasks, "victim": victim}
 
 
 def test_every_run_succeeds_on_both_workers(backfill):
