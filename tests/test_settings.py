@@ -71,7 +71,7 @@ def test_the_bad_record_ratio_is_a_share(value):
         from_env({"SPARKIFY_HOME": str(REPO), "SPARKIFY_MAX_BAD_RATIO": value})
 
 
-@pytest.mark.parametrize("name", ["raw", "analytics", "analytics_staging"])
+@pytest.mark.parametrize("name", ["landing", "analytics", "analytics_staging"])
 def test_a_duckdb_file_named_like_a_schema_is_refused(tmp_path, name):
     with pytest.raises(ValueError, match="named like the schema"):
         from_env({"SPARKIFY_HOME": str(REPO), "SPARKIFY_DUCKDB_PATH": str(tmp_path / f"{name}.duckdb")})
@@ -86,3 +86,30 @@ def test_a_duckdb_file_named_like_a_schema_is_refused(tmp_path, name):
         ).warehouse
         == "postgres"
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "reserving"),
+    [("raw", "redshift"), ("user", "postgres, redshift"), ("timestamp", "redshift"), ("offset", "duckdb, postgres, redshift")],
+)
+def test_a_schema_named_by_a_reserved_word_is_refused(name, reserving):
+    with pytest.raises(ValueError, match="SPARKIFY_RAW_SCHEMA") as error:
+        from_env({"SPARKIFY_HOME": str(REPO), "SPARKIFY_RAW_SCHEMA": name})
+    assert f"reserved word on {reserving}" in str(error.value)
+
+
+@pytest.mark.parametrize("name", ["Landing", "landing-zone", "land ing", '"landing"'])
+def test_a_schema_that_is_not_a_plain_lower_case_identifier_is_refused(name):
+    with pytest.raises(ValueError, match="lower-case"):
+        from_env({"SPARKIFY_HOME": str(REPO), "SPARKIFY_RAW_SCHEMA": name})
+
+
+def test_every_warehouse_has_its_reserved_words_with_their_source():
+    from sparkify.settings import reserved_words
+
+    words = reserved_words()
+    assert {"raw", "timestamp", "user"} <= words["redshift"]
+    assert {"select", "user"} <= words["postgres"] and {"select", "offset"} <= words["duckdb"]
+    for warehouse in words:
+        header = (REPO / "src" / "sparkify" / "reserved_words" / f"{warehouse}.txt").read_text().splitlines()[:3]
+        assert any("Source:" in line for line in header), warehouse

@@ -13,7 +13,7 @@ One run per day of logs. For the run's day (`ds`):
    task with that node's result (a retried one runs its node itself; a cleared run builds again). A failing test stops what
    depends on it; the day's songplays are reconciled with its events.
 3. **summary** logs the rows staged and quarantined for the day and the rows of every staging and mart table,
-   and records them in the warehouse's `raw.pipeline_audit`.
+   and records them in the warehouse's `landing.pipeline_audit`.
 4. **docs** regenerates the dbt docs (lineage, every model and column) when the project or the warehouse's
    columns changed, served under *Browse → dbt docs*.
 

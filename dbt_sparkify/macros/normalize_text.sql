@@ -4,10 +4,10 @@
 {%- endmacro %}
 
 {% macro default__normalize_text(column) -%}
-    lower(trim(regexp_replace(cast({{ column }} as {{ dbt.type_string() }}), '[[:space:]]+', ' ', 'g')))
+    lower(trim(regexp_replace(cast({{ column }} as {{ text_type() }}), '[[:space:]]+', ' ', 'g')))
 {%- endmacro %}
 
 {#- Redshift's regexp_replace replaces every match and takes no flags argument. -#}
 {% macro redshift__normalize_text(column) -%}
-    lower(trim(regexp_replace(cast({{ column }} as {{ dbt.type_string() }}), '[[:space:]]+', ' ')))
+    lower(trim(regexp_replace(cast({{ column }} as {{ text_type() }}), '[[:space:]]+', ' ')))
 {%- endmacro %}

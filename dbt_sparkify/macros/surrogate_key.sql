@@ -1,9 +1,10 @@
-{#- md5 of the columns' text joined with '-', null-safe: the same key on every warehouse. -#}
+{#- md5 of the columns' text joined with '-', null-safe: the same key on every warehouse. md5 directly, not
+    dbt.hash, which casts its argument to dbt's string type (varchar(256) on Redshift). -#}
 {% macro surrogate_key(columns) -%}
     {%- set parts = [] -%}
     {%- for column in columns -%}
-        {%- do parts.append("coalesce(cast(" ~ column ~ " as " ~ dbt.type_string() ~ "), '_null_')") -%}
+        {%- do parts.append("coalesce(cast(" ~ column ~ " as " ~ text_type() ~ "), '_null_')") -%}
         {%- if not loop.last %}{% do parts.append("'-'") %}{% endif -%}
     {%- endfor -%}
-    {{ dbt.hash(dbt.concat(parts)) }}
+    md5({{ dbt.concat(parts) }})
 {%- endmacro %}

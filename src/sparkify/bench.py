@@ -318,14 +318,14 @@ def staging_throughput(
         )
     )
     with duck.connect(work / "bench.duckdb") as con:
-        duck.stage_events(con, lake, DAY, "raw", max_bad_ratio=0.01)  # tables created, file warm
-        ours = _timed(lambda: duck.stage_events(con, lake, DAY, "raw", max_bad_ratio=0.01))
-        checked = _timed(lambda: duck.stage_events(con, lake, DAY, "raw", max_bad_ratio=0.01, fast=False))
-        seconds, tree = profiled(lambda: duck.stage_events(con, lake, DAY, "raw", max_bad_ratio=0.01))
+        duck.stage_events(con, lake, DAY, "landing", max_bad_ratio=0.01)  # tables created, file warm
+        ours = _timed(lambda: duck.stage_events(con, lake, DAY, "landing", max_bad_ratio=0.01))
+        checked = _timed(lambda: duck.stage_events(con, lake, DAY, "landing", max_bad_ratio=0.01, fast=False))
+        seconds, tree = profiled(lambda: duck.stage_events(con, lake, DAY, "landing", max_bad_ratio=0.01))
         profiles.append(profile_block("ours on DuckDB, the large day of plain records", seconds, tree))
         columns = ", ".join(c.name for c in EVENTS.columns)
         marks = ", ".join("?" for _ in EVENTS.columns)
-        con.execute(f"create table naive as select {columns} from raw.staging_events limit 0")
+        con.execute(f"create table naive as select {columns} from landing.staging_events limit 0")
         per_row = _row_by_row(
             lambda v: con.execute(f"insert into naive values ({marks})", list(v)), path, sample
         )
@@ -376,7 +376,7 @@ def staging_throughput(
         con = postgres.connect(pg_settings)
         try:
             with con.cursor() as cur:
-                cur.execute("create table naive as select * from raw.staging_events limit 0")
+                cur.execute("create table naive as select * from landing.staging_events limit 0")
                 marks = ", ".join("%s" for _ in EVENTS.columns)
                 per_row_pg = _row_by_row(
                     lambda v: cur.execute(f"insert into naive ({columns}) values ({marks})", list(v)),

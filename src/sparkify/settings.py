@@ -11,14 +11,34 @@ from pathlib import Path
 
 WAREHOUSES = ("duckdb", "postgres", "redshift")
 DBT_EXECUTIONS = ("local", "watcher")
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
 
+@cache
+def reserved_words() -> dict[str, frozenset[str]]:
+    """Each warehouse's reserved words (reserved_words/<warehouse>.txt, each naming its source)."""
+    folder = Path(__file__).with_name("reserved_words")
+    return {
+        warehouse: frozenset(
+            line.strip()
+            for line in (folder / f"{warehouse}.txt").read_text().splitlines()
+            if line.strip() and not line.startswith("#")
+        )
+        for warehouse in WAREHOUSES
+    }
+
+
 def validate_identifier(name: str, what: str) -> str:
-    """Refuse configured schema/table names that are not plain SQL identifiers before they reach SQL."""
+    """Refuse configured schema/table names before they reach SQL unquoted: a plain lower-case identifier
+    that no warehouse reserves (``raw`` is reserved on Redshift)."""
     if not _IDENTIFIER.match(name):
-        raise ValueError(f"{what} must be a plain SQL identifier (letters, digits, underscore), got {name!r}")
+        raise ValueError(
+            f"{what} must be a plain SQL identifier (lower-case letters, digits, underscore), got {name!r}"
+        )
+    reserving = [warehouse for warehouse, words in reserved_words().items() if name in words]
+    if reserving:
+        raise ValueError(f"{what} {name!r} is a reserved word on {', '.join(reserving)}: choose another name")
     return name
 
 
@@ -139,7 +159,7 @@ def from_env(environ: os._Environ[str] | dict[str, str] | None = None) -> Settin
                 ),
                 password=env.get("SPARKIFY_PG_PASSWORD", ""),
             ),
-            raw_schema=validate_identifier(env.get("SPARKIFY_RAW_SCHEMA", "raw"), "SPARKIFY_RAW_SCHEMA"),
+            raw_schema=validate_identifier(env.get("SPARKIFY_RAW_SCHEMA", "landing"), "SPARKIFY_RAW_SCHEMA"),
             aws_conn_id=env.get("SPARKIFY_AWS_CONN_ID", "aws_default"),
             redshift_conn_id=env.get("SPARKIFY_REDSHIFT_CONN_ID", "redshift_default"),
             redshift_region=env.get("SPARKIFY_REDSHIFT_REGION") or None,
@@ -170,7 +190,7 @@ def _choice(value: str, name: str, choices: tuple[str, ...]) -> str:
 
 def _check_duckdb_name(settings: Settings) -> Settings:
     """DuckDB names a database file's catalog after the file: a file named like one of the project's schemas
-    (``raw.duckdb``) makes every ``raw.<table>`` ambiguous. Refuse it here, with the fix, not at the first query."""
+    (``landing.duckdb``) makes every ``landing.<table>`` ambiguous. Refuse it here, with the fix, not at the first query."""
     schemas = {settings.raw_schema, "analytics", "analytics_staging"}
     if settings.warehouse == "duckdb" and settings.duckdb_path.stem in schemas:
         raise ValueError(

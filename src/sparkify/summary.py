@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import date
+from datetime import UTC, date, datetime
 
 from sparkify import warehouse
 from sparkify.settings import Settings
@@ -74,6 +74,8 @@ def _literal(value: object) -> str:
         return "null"
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, datetime):
+        return f"timestamp '{value.isoformat(sep=' ')}'"
     if isinstance(value, date):
         return f"date '{value.isoformat()}'"
     return "'" + str(value).replace("'", "''") + "'"
@@ -82,10 +84,14 @@ def _literal(value: object) -> str:
 def record_audit(settings: Settings, rows: list[tuple[object, ...]]) -> None:
     """Replace the run's rows of the audit table (a rerun of the run records its latest counts)."""
     table = f"{settings.raw_schema}.{schema.AUDIT.name}"
-    values = ",\n".join("(" + ", ".join(map(_literal, row)) + ", current_timestamp)" for row in rows)
+    # The time is a literal: Redshift's current_timestamp runs on the leader node only and fails in a
+    # statement that writes a table.
+    recorded_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    values = ",\n".join("(" + ", ".join(map(_literal, (*row, recorded_at))) + ")" for row in rows)
+    text_type = "varchar(65535)" if settings.warehouse == "redshift" else "varchar"
     statements = [
         f"create schema if not exists {settings.raw_schema}",
-        schema.create_table_sql(settings.raw_schema, schema.AUDIT),
+        schema.create_table_sql(settings.raw_schema, schema.AUDIT, text_type),
         "begin",
         f"delete from {table} where run_id = {_literal(rows[0][0])}",
         f"insert into {table} values {values}",

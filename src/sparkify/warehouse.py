@@ -34,6 +34,7 @@ def cursor(settings: Settings, read_only: bool = True) -> Iterator[Any]:
 
         con = RedshiftSQLHook(redshift_conn_id=settings.redshift_conn_id).get_conn()
         try:
+            con.autocommit = True
             cur = con.cursor()
             yield cur
         finally:

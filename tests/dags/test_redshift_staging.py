@@ -51,13 +51,18 @@ def rendered_copy(task) -> str:
 
 
 def test_staging_tasks_on_redshift(dag):
-    assert {"stage_events.prepare", "stage_events.copy", "stage_events.publish", "stage_songs"} <= set(
-        dag.task_ids
-    )
-    assert "stage_events" not in dag.task_ids
+    assert {
+        "stage_events.prepare",
+        "stage_events.copy",
+        "stage_events.publish",
+        "stage_songs.copy",
+        "stage_songs.publish",
+    } <= set(dag.task_ids)
     assert dag.get_task("stage_events.copy").upstream_task_ids == {"stage_events.prepare"}
     assert dag.get_task("stage_events.publish").upstream_task_ids == {"stage_events.copy"}
-    for task_id in ("stage_events.publish", "stage_songs"):
+    assert dag.get_task("stage_songs.copy").upstream_task_ids == {"stage_events.prepare"}
+    assert dag.get_task("stage_songs.publish").upstream_task_ids == {"stage_songs.copy"}
+    for task_id in ("stage_events.publish", "stage_songs.publish"):
         assert dag.get_task(task_id).downstream_task_ids == {
             "dbt_sparkify.sparkify_staging_events_source",
             "dbt_sparkify.sparkify_staging_songs_source",
@@ -75,52 +80,71 @@ def test_events_copy_for_a_day(dag):
     assert (task.redshift_conn_id, task.aws_conn_id) == ("redshift_default", "aws_default")
     sql = rendered_copy(task)
     columns = ", ".join(column.name for column in schema.EVENTS.columns)
-    assert sql.startswith(f"COPY raw.staging_events_20181105 ({columns}) ")
+    assert sql.startswith(f"COPY landing.staging_events_20181105 ({columns}) ")
     assert "FROM 's3://sparkify-lake/raw/log_data/2018/11/2018-11-05-events.json'" in sql
     assert "credentials 'aws_iam_role=arn:aws:iam::123456789012:role/sparkify-copy'" in sql
     assert "FORMAT AS JSON 's3://sparkify-lake/raw/jsonpaths/events_jsonpaths.json'" in sql
+    assert "MAXERROR 100000" in sql
     assert "REGION 'us-west-2'" in sql
+    # Values land as they are, or are rejected and quarantined: nothing is emptied to null or cut.
+    for option in ("TRUNCATECOLUMNS", "BLANKSASNULL", "EMPTYASNULL", "ACCEPTINVCHARS"):
+        assert option not in sql
     assert sql.endswith(";")
 
 
 def test_songs_copy(dag):
-    task = dag.get_task("stage_songs")
-    assert task.method == "REPLACE"
+    task = dag.get_task("stage_songs.copy")
+    assert task.method == "APPEND"
     sql = rendered_copy(task)
-    assert sql.startswith("COPY raw.staging_songs (num_songs, artist_id, ")
+    assert sql.startswith("COPY landing.staging_songs_20181105 (num_songs, artist_id, ")
     assert "FROM 's3://sparkify-lake/raw/song_data'" in sql
     assert "FORMAT AS JSON 'auto ignorecase'" in sql
 
 
-def test_the_day_is_replaced_in_one_transaction(dag):
+@pytest.mark.parametrize(("ratio", "max_errors"), [("0", 0), ("0.01", 100_000), ("1", 100_000)])
+def test_copy_max_errors_follows_the_allowance(ratio, max_errors):
+    settings = settings_module.from_env({"SPARKIFY_WAREHOUSE": "redshift", "SPARKIFY_MAX_BAD_RATIO": ratio})
+    assert f"MAXERROR {max_errors}" in redshift.copy_options(settings, "auto")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("SPARKIFY_REDSHIFT_REGION", "us-west-2' credentials 'x"),
+        ("SPARKIFY_REDSHIFT_REGION", "US-WEST-2"),
+        ("SPARKIFY_REDSHIFT_JSONPATHS", "s3://bucket/it's.json"),
+        ("SPARKIFY_REDSHIFT_JSONPATHS", "s3://bucket/../paths.json"),
+        ("SPARKIFY_REDSHIFT_JSONPATHS", "/local/paths.json"),
+    ],
+)
+def test_values_written_into_the_copy_are_validated(variable, value):
+    settings = settings_module.from_env(
+        {"SPARKIFY_WAREHOUSE": "redshift", "SPARKIFY_LAKE": "s3://bucket/prefix", variable: value}
+    )
+    with pytest.raises(ValueError, match=variable):
+        redshift.copy_options(settings, redshift.jsonpaths_uri(settings))
+
+
+def test_prepare_creates_every_landing_table_and_the_runs_load_tables(dag):
     prepare = dag.get_task("stage_events.prepare")
-    publish = dag.get_task("stage_events.publish")
     ctx = {**context(), "params": prepare.params}
     created = " ".join(prepare.render_template(prepare.sql, ctx).split())
-    assert "create table if not exists raw.staging_events (" in created
+    assert "create schema if not exists landing;" in created
+    assert "create table if not exists landing.staging_events (" in created
     assert "distkey (sessionid) sortkey (log_date, ts)" in created
     assert "diststyle all sortkey (song_id)" in created
-    assert "create table raw.staging_events_20181105 (like raw.staging_events)" in created
-    published = " ".join(publish.render_template(publish.sql, {**ctx, "params": publish.params}).split())
-    begin, delete, insert, commit = (
-        published.index("begin;"),
-        published.index("delete from raw.staging_events where log_date = '2018-11-05';"),
-        published.index("insert into raw.staging_events select"),
-        published.index("commit;"),
-    )
-    assert begin < delete < insert < commit < published.index("drop table raw.staging_events_20181105;")
-    assert "'s3://sparkify-lake/raw/log_data/2018/11/2018-11-05-events.json' as source_file" in published
-    assert "{{" not in published
+    assert "create table if not exists landing.staging_quarantine (" in created
+    assert "create table landing.staging_events_20181105 (like landing.staging_events)" in created
+    assert "create table landing.staging_songs_20181105 (like landing.staging_songs)" in created
 
 
-def test_the_shipped_jsonpaths_follow_the_raw_schema():
+def test_the_shipped_jsonpaths_and_ddl_follow_the_landing_schema():
     paths = json.loads(redshift.JSONPATHS_FILE.read_text())["jsonpaths"]
     assert paths == [f"$['{column.json_key}']" for column in schema.EVENTS.columns]
     ddl = redshift.read_sql("create_staging_tables.sql")
-    events_ddl = ddl[ddl.index("staging_events (") : ddl.index(")\ndistkey")]
-    assert re.findall(r"^    (\w+) ", events_ddl, re.M) == [
-        column.name for column in schema.EVENTS.all_columns
-    ]
+    for table in (schema.EVENTS, schema.SONGS, schema.QUARANTINE):
+        body = ddl[ddl.index(f"{table.name} (") : ddl.index("\n)", ddl.index(f"{table.name} ("))]
+        assert re.findall(r"^    (\w+) ", body, re.M) == [column.name for column in table.all_columns]
 
 
 def test_a_local_lake_is_refused_on_redshift(tmp_path):

@@ -199,7 +199,7 @@ def test_source_freshness(warehouse, tmp_path):
     fresh = dbt(env, *args)
     assert fresh.returncode == 0, fresh.stdout[-3000:]
     with duckdb.connect(str(copy)) as con:
-        con.execute("update raw.staging_events set loaded_at = loaded_at - interval 8 day")
+        con.execute("update landing.staging_events set loaded_at = loaded_at - interval 8 day")
     stale = dbt(env, *args)
     assert stale.returncode != 0
     assert "ERROR STALE" in stale.stdout
@@ -295,7 +295,7 @@ def test_summary_counts(warehouse):
         if e["page"] == "NextSong" and e["_day"] == "2018-11-02"
     }
     assert counts["day.staged_nextsong"] == counts["day.songplays"] == len(day_plays)
-    for table in ("analytics.fct_songplays", "analytics.dim_user_levels", "raw.staging_events"):
+    for table in ("analytics.fct_songplays", "analytics.dim_user_levels", "landing.staging_events"):
         assert counts[table] == fetch(warehouse, f"select count(*) from {table}")[0][0]
 
 
@@ -310,18 +310,18 @@ def test_the_summary_records_each_run_in_the_audit_table(warehouse, tmp_path):
     with duckdb.connect(str(copy), read_only=True) as con:
         rows = con.execute(
             "select table_name, rows_for_day, rows_quarantined, rows_total, dbt_tests_passed "
-            "from raw.pipeline_audit where run_id like 'scheduled__2018-11-02%' order by table_name"
+            "from landing.pipeline_audit where run_id like 'scheduled__2018-11-02%' order by table_name"
         ).fetchall()
-        runs = con.execute("select count(distinct run_id), count(*) from raw.pipeline_audit").fetchone()
+        runs = con.execute("select count(distinct run_id), count(*) from landing.pipeline_audit").fetchone()
     assert runs == (2, 16)
     by_table = {row[0]: row[1:] for row in rows}
-    assert by_table["raw.staging_events"] == (
+    assert by_table["landing.staging_events"] == (
         counts["day.staged_events"],
         0,
-        counts["raw.staging_events"],
+        counts["landing.staging_events"],
         42,
     )
-    assert by_table["raw.staging_songs"] == (counts["raw.staging_songs"], 0, counts["raw.staging_songs"], 42)
+    assert by_table["landing.staging_songs"] == (counts["landing.staging_songs"], 0, counts["landing.staging_songs"], 42)
     assert by_table["analytics.fct_songplays"] == (
         counts["day.songplays"],
         None,

@@ -39,7 +39,7 @@ from tests.dbt.test_dbt_project import dbt
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 
 MARTS = tuple(f"analytics.{mart}" for mart in MARTS_)
-TABLES = ("raw.staging_events", "raw.staging_songs", "raw.staging_quarantine", *MARTS)
+TABLES = ("landing.staging_events", "landing.staging_songs", "landing.staging_quarantine", *MARTS)
 LOAD_TIME_COLUMNS = {"loaded_at", "quarantined_at"}
 
 
@@ -229,15 +229,15 @@ def test_staging_holds_every_line_of_each_day(workspace, first_backfill):
     for event in events:
         per_day[event["_day"]] += 1
     staged = fetch(
-        workspace, "select cast(log_date as varchar), count(*) from raw.staging_events group by 1 order by 1"
+        workspace, "select cast(log_date as varchar), count(*) from landing.staging_events group by 1 order by 1"
     )
     assert staged == sorted(per_day.items())
     files = fetch(
-        workspace, "select distinct cast(log_date as varchar), source_file from raw.staging_events order by 1"
+        workspace, "select distinct cast(log_date as varchar), source_file from landing.staging_events order by 1"
     )
     for day, source_file in files:
         assert source_file == str(workspace["lake"] / f"log_data/2018/11/{day}-events.json")
-    assert fetch(workspace, "select count(*) from raw.staging_songs")[0][0] == len(
+    assert fetch(workspace, "select count(*) from landing.staging_songs")[0][0] == len(
         read_songs(workspace["lake"])
     )
 
@@ -308,7 +308,7 @@ def test_rerun_is_idempotent_and_a_missing_day_fails_the_backfill(workspace, fir
     it), and a day whose file is missing."""
     before = fingerprints(from_env(workspace["env"]))
     loaded_before = fetch(
-        workspace, "select max(loaded_at) from raw.staging_events where log_date = ?", [date(2018, 11, 2)]
+        workspace, "select max(loaded_at) from landing.staging_events where log_date = ?", [date(2018, 11, 2)]
     )
     # 2018-11-02 again (already done), and 2018-11-03, whose log file does not exist.
     result = backfill(workspace["env"], "2018-11-02", "2018-11-03")
@@ -325,7 +325,7 @@ def test_rerun_is_idempotent_and_a_missing_day_fails_the_backfill(workspace, fir
     alerts = [line for line in last_attempt.read_text().splitlines() if ALERT_PREFIX in line]
     assert len(alerts) == 1 and "log_data/2018/11/2018-11-03-events.json" in alerts[0]
     loaded_after = fetch(
-        workspace, "select max(loaded_at) from raw.staging_events where log_date = ?", [date(2018, 11, 2)]
+        workspace, "select max(loaded_at) from landing.staging_events where log_date = ?", [date(2018, 11, 2)]
     )
     assert loaded_after > loaded_before, "2018-11-02 was not staged again"
     # The day was built again by its run's one build; none of its node tasks ran its node itself. (Airflow

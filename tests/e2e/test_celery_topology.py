@@ -223,7 +223,7 @@ def test_the_task_of_the_killed_worker_was_retried_on_the_other(backfill):
 def test_the_warehouse_holds_each_day_once(topology, backfill):
     events = read_events(topology["lake"])
     with warehouse.cursor(topology["settings"]) as cur:
-        cur.execute("select cast(log_date as varchar), count(*) from raw.staging_events group by 1")
+        cur.execute("select cast(log_date as varchar), count(*) from landing.staging_events group by 1")
         staged = dict(cur.fetchall())
         cur.execute(
             "select cast(log_date as varchar), count(*), count(distinct songplay_id) "
@@ -239,7 +239,7 @@ def test_the_warehouse_holds_each_day_once(topology, backfill):
 
 def test_the_lake_was_read_from_s3(topology, backfill):
     with warehouse.cursor(topology["settings"]) as cur:
-        cur.execute("select distinct source_file from raw.staging_events order by 1")
+        cur.execute("select distinct source_file from landing.staging_events order by 1")
         assert [row[0] for row in cur.fetchall()] == [
             f"{topology['s3_lake']}/log_data/2018/11/{day}-events.json" for day in DAYS
         ]

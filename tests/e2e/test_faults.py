@@ -302,7 +302,7 @@ def test_clearing_the_failed_test_after_fixing_the_data_completes_the_run(faults
     run_id = failed_test["run"]["dag_run_id"]
     settings = from_env(faults["env"])
     with warehouse.cursor(settings, read_only=False) as cur:
-        cur.execute("update raw.staging_events set level = 'free' where level = 'gold'")
+        cur.execute("update landing.staging_events set level = 'free' where level = 'gold'")
         assert cur.rowcount == 1
     airflow.api(
         "POST",
@@ -335,7 +335,7 @@ def test_clearing_the_failed_test_after_fixing_the_data_completes_the_run(faults
             "select log_date, count(*), count(distinct songplay_id) from analytics.fct_songplays group by 1 order by 1"
         )
         per_day = cur.fetchall()
-        cur.execute("select count(distinct run_id), sum(dbt_tests_passed) > 0 from raw.pipeline_audit")
+        cur.execute("select count(distinct run_id), sum(dbt_tests_passed) > 0 from landing.pipeline_audit")
         audit = cur.fetchone()
     events = read_events(faults["lake"])
     for day, plays, distinct in per_day:

@@ -26,7 +26,7 @@ def quarantine(settings):
     return query(
         settings,
         "select source_table, log_date, source_file, source_line, raw_text, reason "
-        "from raw.staging_quarantine order by source_file, source_line",
+        "from landing.staging_quarantine order by source_file, source_line",
     )
 
 
@@ -64,7 +64,7 @@ def test_malformed_lines_are_quarantined_and_the_rest_loads(lake, make_settings)
         ("staging_events", DAY, source, 11, "42", rules.NOT_OBJECT),
     ]
     staged = query(
-        settings, "select sessionid, iteminsession, source_line from raw.staging_events order by 3"
+        settings, "select sessionid, iteminsession, source_line from landing.staging_events order by 3"
     )
     originals = [json.loads(line) for line in lines]
     assert [row[:2] for row in staged] == [(e["sessionId"], e["itemInSession"]) for e in originals]
@@ -77,7 +77,7 @@ def test_above_the_threshold_the_load_fails_naming_the_file_and_lines_and_change
 ):
     settings = make_settings(lake)
     staging.stage_events(settings, DAY)
-    before = query(settings, "select count(*), sum(ts) from raw.staging_events")
+    before = query(settings, "select count(*), sum(ts) from landing.staging_events")
     lines = day_lines(lake)
     # 1 % of the lines may be bad (the default): 3 bad lines in ~240 are too many.
     source = write_day(lake, ["{oops", *lines[:10], "", *lines[10:], "not json"])
@@ -90,7 +90,7 @@ def test_above_the_threshold_the_load_fails_naming_the_file_and_lines_and_change
         f"line 1: {rules.NOT_JSON}; line 12: {rules.BLANK}; line {len(lines) + 3}: {rules.NOT_JSON}"
         in message
     )
-    assert query(settings, "select count(*), sum(ts) from raw.staging_events") == before
+    assert query(settings, "select count(*), sum(ts) from landing.staging_events") == before
     assert quarantine(settings) == []
 
 
@@ -121,7 +121,7 @@ def test_type_drift_is_cast_or_quarantined_field_by_field(lake, make_settings):
     assert (result["rows"], result["quarantined"]) == (4, 2)
     rows = query(
         settings,
-        "select iteminsession, artist, length, sessionid, song from raw.staging_events order by iteminsession",
+        "select iteminsession, artist, length, sessionid, song from landing.staging_events order by iteminsession",
     )
     assert rows == [
         (1001, "112", template["length"], template["sessionId"], template["song"]),
@@ -141,7 +141,7 @@ def test_an_empty_day_file_is_a_day_without_events(lake, make_settings):
     settings = make_settings(lake)
     result = staging.stage_events(settings, DAY)
     assert (result["rows"], result["records"], result["quarantined"]) == (0, 0, 0)
-    assert query(settings, "select count(*) from raw.staging_events") == [(0,)]
+    assert query(settings, "select count(*) from landing.staging_events") == [(0,)]
 
 
 def test_bad_song_files_are_quarantined_not_fatal(lake, make_settings):
@@ -160,7 +160,7 @@ def test_bad_song_files_are_quarantined_not_fatal(lake, make_settings):
         ("staging_songs", None, str(path), None, rules.NOT_JSON) for path in (two_objects, not_json)
     ]
     assert rows[1][4] == "<html>503 Service Unavailable</html>"
-    staged = [row[0] for row in query(settings, "select song_id from raw.staging_songs")]
+    staged = [row[0] for row in query(settings, "select song_id from landing.staging_songs")]
     assert sorted(staged) == sorted(kept)
 
 

@@ -32,10 +32,10 @@ def stage(settings, fast: bool, caplog) -> tuple[list, list, list[str]]:
             postgres.stage_events(settings, lake, DAY, fast=fast)
     with warehouse.cursor(settings) as cur:
         cur.execute(
-            "select * from raw.staging_events order by source_line",
+            "select * from landing.staging_events order by source_line",
         )
         rows = [row[:-1] for row in cur.fetchall()]  # without loaded_at
-        cur.execute("select * from raw.staging_quarantine order by source_line")
+        cur.execute("select * from landing.staging_quarantine order by source_line")
         bad = [row[:-1] for row in cur.fetchall()]  # without quarantined_at
     paths = [message for message in caplog.messages if FAST in message or CHECKED in message]
     return rows, bad, paths

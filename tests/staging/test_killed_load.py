@@ -46,7 +46,7 @@ def stage_in_process(env: dict[str, str], kill_in_transaction: bool) -> str:
 def day_rows(settings) -> tuple[int, int]:
     with warehouse.cursor(settings) as cur:
         cur.execute(
-            "select count(*), count(distinct sessionid * 100000 + iteminsession) from raw.staging_events "
+            "select count(*), count(distinct sessionid * 100000 + iteminsession) from landing.staging_events "
             f"where log_date = date '{DAY.isoformat()}'"
         )
         return tuple(cur.fetchone())

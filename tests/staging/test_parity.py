@@ -17,7 +17,7 @@ def landed(settings, table: schema.RawTable) -> list[tuple]:
     columns = ", ".join(column.name for column in table.columns)
     order = "sessionid, iteminsession" if table is schema.EVENTS else "song_id"
     with warehouse.cursor(settings) as cur:
-        cur.execute(f"select {columns} from raw.{table.name} order by {order}")
+        cur.execute(f"select {columns} from landing.{table.name} order by {order}")
         return [tuple(row) for row in cur.fetchall()]
 
 
@@ -64,7 +64,7 @@ def test_both_warehouses_quarantine_and_cast_alike(small_lake, pg_database, tmp_
         staging.stage_events(settings, date(2018, 11, 1))
         with warehouse.cursor(settings) as cur:
             cur.execute(
-                "select source_file, source_line, raw_text, reason from raw.staging_quarantine order by source_line"
+                "select source_file, source_line, raw_text, reason from landing.staging_quarantine order by source_line"
             )
             quarantined.append([tuple(row) for row in cur.fetchall()])
     assert landed(on_duckdb, schema.EVENTS) == landed(on_postgres, schema.EVENTS)

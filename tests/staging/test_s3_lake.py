@@ -23,7 +23,7 @@ def test_s3_lake_stages_like_the_files(small_lake, s3_lake, make_settings):
     day = [e for e in read_events(small_lake.root) if e["_day"] == "2018-11-02"]
     with warehouse.cursor(settings) as cur:
         cur.execute(
-            "select sessionid, iteminsession, userid, ts, length, source_file from raw.staging_events"
+            "select sessionid, iteminsession, userid, ts, length, source_file from landing.staging_events"
         )
         staged = sorted((tuple(row) for row in cur.fetchall()), key=repr)
     assert staged == sorted(
@@ -41,7 +41,7 @@ def test_s3_lake_stages_like_the_files(small_lake, s3_lake, make_settings):
         for path in small_lake.root.glob("song_data/*/*/*/*.json")
     }
     with warehouse.cursor(settings) as cur:
-        cur.execute("select source_file, song_id, artist_name, duration, year from raw.staging_songs")
+        cur.execute("select source_file, song_id, artist_name, duration, year from landing.staging_songs")
         staged_songs = {row[0]: tuple(row[1:]) for row in cur.fetchall()}
     assert songs["files"] == len(files) > 100
     assert staged_songs == {
@@ -65,7 +65,7 @@ def test_unchanged_song_objects_are_not_fetched_again(s3_server, s3_lake, make_s
     again = staging.stage_songs(settings)
     assert not again["unchanged"] and again["rows"] == first["rows"]
     with warehouse.cursor(settings) as cur:
-        cur.execute(f"select title from raw.staging_songs where song_id = '{song['song_id']}'")
+        cur.execute(f"select title from landing.staging_songs where song_id = '{song['song_id']}'")
         assert cur.fetchall() == [("Retitled",)]
 
 

@@ -17,7 +17,7 @@ def query(settings, sql):
 
 
 def loaded_at(settings):
-    return query(settings, "select min(loaded_at), max(loaded_at), count(*) from raw.staging_songs")[0]
+    return query(settings, "select min(loaded_at), max(loaded_at), count(*) from landing.staging_songs")[0]
 
 
 def test_unchanged_song_files_are_kept_and_any_change_reloads_them(small_lake, make_settings, tmp_path):
@@ -27,7 +27,7 @@ def test_unchanged_song_files_are_kept_and_any_change_reloads_them(small_lake, m
     assert not first["unchanged"]
     landed = loaded_at(settings)
     assert landed[2] == first["rows"] > 100
-    assert query(settings, "select source_table, files_read, rows_loaded from raw.staging_loads") == [
+    assert query(settings, "select source_table, files_read, rows_loaded from landing.staging_loads") == [
         (schema.SONGS.name, first["files"], first["rows"])
     ]
 
@@ -44,7 +44,7 @@ def test_unchanged_song_files_are_kept_and_any_change_reloads_them(small_lake, m
     song_file.write_text(json.dumps({**song, "title": "A New Title"}))
     changed = staging.stage_songs(settings)
     assert not changed["unchanged"]
-    assert query(settings, f"select title from raw.staging_songs where song_id = '{song['song_id']}'") == [
+    assert query(settings, f"select title from landing.staging_songs where song_id = '{song['song_id']}'") == [
         ("A New Title",)
     ]
     assert staging.stage_songs(settings)["unchanged"]
@@ -54,7 +54,7 @@ def test_unchanged_song_files_are_kept_and_any_change_reloads_them(small_lake, m
     assert staging.stage_songs(settings)["rows"] == first["rows"] - 1
     song_file.write_text(json.dumps(song))
     assert staging.stage_songs(settings)["rows"] == first["rows"]
-    assert query(settings, f"select title from raw.staging_songs where song_id = '{song['song_id']}'") == [
+    assert query(settings, f"select title from landing.staging_songs where song_id = '{song['song_id']}'") == [
         (song["title"],)
     ]
 
@@ -66,14 +66,14 @@ def test_rows_lost_since_the_last_load_or_a_forced_reload_load_the_files_again(
     first = staging.stage_songs(settings)
     with warehouse.cursor(settings, read_only=False) as cur:
         cur.execute(
-            "delete from raw.staging_songs where song_id in (select song_id from raw.staging_songs limit 3)"
+            "delete from landing.staging_songs where song_id in (select song_id from landing.staging_songs limit 3)"
         )
     reloaded = staging.stage_songs(settings)
     assert not reloaded["unchanged"]
     assert loaded_at(settings)[2] == first["rows"]
 
     with warehouse.cursor(settings, read_only=False) as cur:
-        cur.execute("delete from raw.staging_loads")
+        cur.execute("delete from landing.staging_loads")
     assert not staging.stage_songs(settings)["unchanged"]
     assert staging.stage_songs(settings)["unchanged"]
 

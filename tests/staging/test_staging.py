@@ -46,19 +46,19 @@ def test_a_day_lands_with_explicit_types(small_lake, make_settings, warehouse_na
         query(
             settings,
             "select column_name, data_type from information_schema.columns "
-            "where table_schema = 'raw' and table_name = 'staging_events'",
+            "where table_schema = 'landing' and table_name = 'staging_events'",
         )
     )
     assert {column: types[column] for column in TYPES[warehouse_name]} == TYPES[warehouse_name]
     rows = query(
         settings,
-        "select sessionid, iteminsession, userid, ts, source_line from raw.staging_events order by source_line",
+        "select sessionid, iteminsession, userid, ts, source_line from landing.staging_events order by source_line",
     )
     assert [row[:4] for row in rows] == [
         (e["sessionId"], e["itemInSession"], e["userId"], e["ts"]) for e in expected
     ]
     assert [row[4] for row in rows] == list(range(1, len(expected) + 1))
-    assert query(settings, "select count(*) from raw.staging_events where userid = ''")[0][0] == sum(
+    assert query(settings, "select count(*) from landing.staging_events where userid = ''")[0][0] == sum(
         e["userId"] == "" for e in expected
     )
 
@@ -67,10 +67,10 @@ def test_restaging_a_day_replaces_that_day_only(small_lake, make_settings):
     settings = make_settings(small_lake.root)
     staging.stage_events(settings, DAY1)
     staging.stage_events(settings, DAY2)
-    before = query(settings, "select log_date, count(*) from raw.staging_events group by 1 order by 1")
+    before = query(settings, "select log_date, count(*) from landing.staging_events group by 1 order by 1")
     staging.stage_events(settings, DAY1)
     staging.stage_events(settings, DAY1)
-    after = query(settings, "select log_date, count(*) from raw.staging_events group by 1 order by 1")
+    after = query(settings, "select log_date, count(*) from landing.staging_events group by 1 order by 1")
     assert after == before
     assert [day for day, _ in after] == [DAY1, DAY2]
 
@@ -89,19 +89,19 @@ def test_song_files_land_with_a_number_where_text_is_expected(small_lake, make_s
     numeric = [s for s in songs if isinstance(s["artist_name"], int)]
     assert numeric
     staged = query(
-        settings, f"select artist_name from raw.staging_songs where song_id = '{numeric[0]['song_id']}'"
+        settings, f"select artist_name from landing.staging_songs where song_id = '{numeric[0]['song_id']}'"
     )
     assert staged == [(str(numeric[0]["artist_name"]),)]
-    assert query(settings, "select count(*) from raw.staging_songs where year = 0")[0][0] == sum(
+    assert query(settings, "select count(*) from landing.staging_songs where year = 0")[0][0] == sum(
         s["year"] == 0 for s in songs
     )
     non_ascii = next(s for s in songs if not str(s["artist_name"]).isascii() or not s["title"].isascii())
     staged = query(
-        settings, f"select title, artist_name from raw.staging_songs where song_id = '{non_ascii['song_id']}'"
+        settings, f"select title, artist_name from landing.staging_songs where song_id = '{non_ascii['song_id']}'"
     )
     assert staged == [(non_ascii["title"], str(non_ascii["artist_name"]))]
     staging.stage_songs(settings)
-    assert query(settings, "select count(*) from raw.staging_songs")[0][0] == len(songs)
+    assert query(settings, "select count(*) from landing.staging_songs")[0][0] == len(songs)
 
 
 def test_no_song_files_is_an_error_naming_the_folder(make_settings, tmp_path):

@@ -1,26 +1,43 @@
 """Staging on Redshift: the provider's S3ToRedshiftOperator copies straight from the S3 lake.
 
-Events: ``prepare`` creates the tables (DDL in redshift_sql/) and a load table for the run's day; ``copy``
-(S3ToRedshiftOperator, JSONPaths shipped in redshift_sql/events_jsonpaths.json and uploaded to the lake) loads
-the day's file into it; ``publish`` replaces the day in staging_events in one transaction. The operator's
-UPSERT was not used: COPY cannot set the day column, and an upsert keeps lines removed from a corrected file.
-Songs: the operator's REPLACE method (delete and copy in one transaction), JSON 'auto ignorecase'.
+``stage_events.prepare`` creates the landing tables (DDL in redshift_sql/) and two load tables for the run:
+the day's events and the song files. ``stage_events.copy`` (JSONPaths shipped in
+redshift_sql/events_jsonpaths.json and uploaded to the lake) and ``stage_songs.copy`` (JSON 'auto
+ignorecase') load them, each COPY allowed to reject records (``MAXERROR``). ``publish`` then reads what COPY
+rejected from ``stl_load_errors``, fails with the same ``BadInputError`` as the other warehouses when more
+than the allowed share was rejected (publishing nothing), and otherwise replaces the day's events (or all
+songs) and their quarantine in one transaction. The operator's UPSERT and REPLACE methods were not used: COPY
+cannot set the day column, an upsert keeps lines removed from a corrected file, and a REPLACE commits before
+its rejects can be counted.
+
 Credentials: the Airflow connections redshift_default and aws_default (keys, or an IAM role as the
 connection's role_arn extra), nothing else.
 """
 
 from __future__ import annotations
 
+import logging
+import re
+from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sparkify.lake import LOG_KEY_TEMPLATE, Lake
 from sparkify.settings import Settings
-from sparkify.staging import schema
+from sparkify.staging import rules, schema
+from sparkify.staging.result import StageResult
+
+log = logging.getLogger(__name__)
 
 SQL_DIR = Path(__file__).with_name("redshift_sql")
 JSONPATHS_FILE = SQL_DIR / "events_jsonpaths.json"
 JSONPATHS_KEY = "jsonpaths/events_jsonpaths.json"
+# COPY's own ceiling on rejected records. The share allowed is checked exactly by publish, which knows how
+# many records the file held; COPY only has to keep going long enough to report them.
+COPY_MAX_ERRORS = 100_000
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
+_S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9!_.*()/-]*)?$")
 
 
 def read_sql(name: str) -> str:
@@ -28,27 +45,123 @@ def read_sql(name: str) -> str:
 
 
 def jsonpaths_uri(settings: Settings) -> str:
-    return settings.redshift_jsonpaths or Lake(settings.lake).uri(JSONPATHS_KEY)
+    uri = settings.redshift_jsonpaths or Lake(settings.lake).uri(JSONPATHS_KEY)
+    if not _S3_URI.match(uri) or ".." in uri:
+        raise ValueError(
+            f"SPARKIFY_REDSHIFT_JSONPATHS must be an s3://bucket/key URI of plain characters, got {uri!r}"
+        )
+    return uri
+
+
+def max_errors(settings: Settings) -> int:
+    """COPY's MAXERROR: none when no record may be quarantined, else COPY's ceiling."""
+    return COPY_MAX_ERRORS if settings.max_bad_ratio > 0 else 0
 
 
 def copy_options(settings: Settings, json_format: str) -> list[str]:
-    options = [f"FORMAT AS JSON '{json_format}'", "BLANKSASNULL", "EMPTYASNULL", "TRUNCATECOLUMNS"]
+    """COPY's options. Values are loaded as they are: no BLANKSASNULL/EMPTYASNULL (an empty string stays one,
+    as on every warehouse) and no TRUNCATECOLUMNS (a value too long is a rejected record, not a cut one). The
+    load tables are dropped after publishing: no compression analysis or statistics for them."""
+    options = [
+        f"FORMAT AS JSON '{json_format}'",
+        f"MAXERROR {max_errors(settings)}",
+        "COMPUPDATE OFF",
+        "STATUPDATE OFF",
+    ]
     if settings.redshift_region:
+        if not _REGION.match(settings.redshift_region):
+            raise ValueError(
+                f"SPARKIFY_REDSHIFT_REGION must be an AWS region such as us-west-2, got {settings.redshift_region!r}"
+            )
         options.append(f"REGION '{settings.redshift_region}'")
     return options
 
 
+@dataclass(frozen=True)
+class Rejects:
+    """What one COPY rejected: how many records, and the first of them."""
+
+    table_id: int
+    count: int
+    first: list[rules.Bad]
+
+
+def load_rejects(cur: Any, raw_schema: str, table: str) -> Rejects:
+    """The records COPY rejected while loading ``raw_schema.table``, from ``stl_load_errors``."""
+    table_sql, errors_sql = split_statements(read_sql("load_errors.sql"))
+    cur.execute(table_sql, (raw_schema, table))
+    row = cur.fetchone()
+    if row is None:
+        raise RuntimeError(f"{raw_schema}.{table} does not exist: was stage_events.prepare run for this day?")
+    table_id = int(row[0])
+    cur.execute(errors_sql, (table_id,))
+    rows = cur.fetchall()
+    first = [rules.Bad(filename, line, raw_line, reason) for _, line, filename, raw_line, reason in rows]
+    return Rejects(table_id, int(rows[0][0]) if rows else 0, first)
+
+
+def split_statements(sql: str) -> list[str]:
+    from airflow.providers.common.sql.hooks.sql import DbApiHook
+
+    return DbApiHook.split_sql_string(sql, strip_semicolon=True)
+
+
+def publish(
+    settings: Settings, table: schema.RawTable, sql: str, load_table: str, source: str, unit: str
+) -> StageResult:
+    """Check what COPY rejected from ``load_table`` against the allowance, then run ``sql`` (rendered by Airflow
+    for the run) to replace the landing rows of ``table`` and their quarantine in one transaction."""
+    from airflow.providers.amazon.aws.hooks.redshift_sql import RedshiftSQLHook
+
+    target = f"{settings.raw_schema}.{table.name}"
+    hook = RedshiftSQLHook(redshift_conn_id=settings.redshift_conn_id)
+    with closing(hook.get_conn()) as con:
+        con.autocommit = True
+        with closing(con.cursor()) as cur:
+            rejects = load_rejects(cur, settings.raw_schema, load_table)
+            cur.execute(f"select count(*) from {settings.raw_schema}.{load_table}")
+            loaded = int(cur.fetchone()[0])
+            records = loaded + rejects.count
+            rules.check_ratio(source, records, rejects.count, rejects.first, settings.max_bad_ratio, unit)
+            log.info("replacing rows of %s in one transaction", target)
+            for statement in split_statements(sql):
+                cur.execute(statement, (rejects.table_id,) if "%s" in statement else None)
+    log.info(
+        "staged %s rows from %s into %s; %s of %s %s quarantined",
+        loaded,
+        source,
+        target,
+        rejects.count,
+        records,
+        unit,
+    )
+    return StageResult(target, loaded, 1, source, records=records, quarantined=rejects.count)
+
+
 def staging_tasks(settings: Settings) -> list[Any]:
-    """The two staging steps of the DAG on Redshift: the stage_events task group and the stage_songs task."""
+    """The two staging steps of the DAG on Redshift: the stage_events and stage_songs task groups."""
     from airflow.providers.amazon.aws.transfers.s3_to_redshift import S3ToRedshiftOperator
     from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
-    from airflow.sdk import TaskGroup
+    from airflow.sdk import TaskGroup, task
 
     lake = Lake(settings.lake)
     bucket, prefix = lake.bucket_and_prefix()
     key_prefix = f"{prefix}/" if prefix else ""
-    params = {"raw_schema": settings.raw_schema, "lake": settings.lake.rstrip("/")}
+    lake_uri = settings.lake.rstrip("/")
+    params = {"raw_schema": settings.raw_schema, "lake": lake_uri}
     connections = {"redshift_conn_id": settings.redshift_conn_id, "aws_conn_id": settings.aws_conn_id}
+    events_options = copy_options(settings, jsonpaths_uri(settings))
+    songs_options = copy_options(settings, "auto ignorecase")
+
+    # The SQL, the load table and the source are task arguments, so Airflow renders them for the run (and shows
+    # them under Rendered Template).
+    @task(params=params)
+    def publish_events(sql: str, load_table: str, source: str) -> dict[str, object]:
+        return publish(settings, schema.EVENTS, sql, load_table, source, "lines").__dict__
+
+    @task(params=params)
+    def publish_songs(sql: str, load_table: str, source: str) -> dict[str, object]:
+        return publish(settings, schema.SONGS, sql, load_table, source, "song files").__dict__
 
     with TaskGroup(group_id="stage_events") as stage_events:
         prepare = SQLExecuteQueryOperator(
@@ -61,34 +174,40 @@ def staging_tasks(settings: Settings) -> list[Any]:
         copy = S3ToRedshiftOperator(
             task_id="copy",
             schema=settings.raw_schema,
-            table="staging_events_{{ ds_nodash }}",
+            table=schema.EVENTS.name + "_{{ ds_nodash }}",
             s3_bucket=bucket,
             s3_key=key_prefix + LOG_KEY_TEMPLATE,
             column_list=[column.name for column in schema.EVENTS.columns],
-            copy_options=copy_options(settings, jsonpaths_uri(settings)),
+            copy_options=events_options,
             method="APPEND",
             **connections,
         )
-        publish = SQLExecuteQueryOperator(
-            task_id="publish",
-            conn_id=settings.redshift_conn_id,
-            # The day's key is itself a template: rendered with the rest of the statement.
-            sql=read_sql("publish_events_day.sql").replace("{{ log_key }}", LOG_KEY_TEMPLATE),
-            params=params,
-            split_statements=True,
+        (
+            prepare
+            >> copy
+            >> publish_events.override(task_id="publish")(
+                sql=read_sql("publish_events_day.sql").replace("{{ log_key }}", LOG_KEY_TEMPLATE),
+                load_table=schema.EVENTS.name + "_{{ ds_nodash }}",
+                source=f"{lake_uri}/{LOG_KEY_TEMPLATE}",
+            )
         )
-        prepare >> copy >> publish
 
-    stage_songs = S3ToRedshiftOperator(
-        task_id="stage_songs",
-        schema=settings.raw_schema,
-        table=schema.SONGS.name,
-        s3_bucket=bucket,
-        s3_key=f"{key_prefix}song_data",
-        column_list=[column.name for column in schema.SONGS.columns],
-        copy_options=copy_options(settings, "auto ignorecase"),
-        method="REPLACE",
-        **connections,
-    )
-    prepare >> stage_songs
+    with TaskGroup(group_id="stage_songs") as stage_songs:
+        copy_songs = S3ToRedshiftOperator(
+            task_id="copy",
+            schema=settings.raw_schema,
+            table=schema.SONGS.name + "_{{ ds_nodash }}",
+            s3_bucket=bucket,
+            s3_key=f"{key_prefix}song_data",
+            column_list=[column.name for column in schema.SONGS.columns],
+            copy_options=songs_options,
+            method="APPEND",
+            **connections,
+        )
+        copy_songs >> publish_songs.override(task_id="publish")(
+            sql=read_sql("publish_songs.sql"),
+            load_table=schema.SONGS.name + "_{{ ds_nodash }}",
+            source=f"{lake_uri}/song_data",
+        )
+    prepare >> copy_songs
     return [stage_events, stage_songs]

@@ -131,6 +131,11 @@ AUDIT = RawTable(
 )
 
 
-def create_table_sql(schema: str, table: RawTable) -> str:
-    columns = ",\n    ".join(f"{column.name} {column.sql_type}" for column in table.all_columns)
+def create_table_sql(schema: str, table: RawTable, text_type: str = "varchar") -> str:
+    """``create table if not exists`` for ``table``; ``text_type`` stands for varchar (Redshift's unqualified
+    varchar is varchar(256))."""
+    columns = ",\n    ".join(
+        f"{column.name} {text_type if column.sql_type == 'varchar' else column.sql_type}"
+        for column in table.all_columns
+    )
     return f"create table if not exists {schema}.{table.name} (\n    {columns}\n)"

@@ -38,12 +38,33 @@ renamed as (
 
 ranked as (
 
-    -- The same event logged twice (within or across files) is kept once: its first occurrence.
+    -- The same event logged twice (within or across files) is kept once: its first occurrence. Where
+    -- staging gives no line number (Redshift's COPY), the event's own fields break the tie, so the choice
+    -- is the same at every run.
     select
         *,
         row_number() over (
             partition by session_id, item_in_session
-            order by log_date, source_file, source_line
+            order by
+                log_date,
+                source_file,
+                source_line,
+                event_at,
+                user_id,
+                level,
+                page,
+                song_title,
+                artist_name,
+                song_length,
+                first_name,
+                last_name,
+                gender,
+                auth,
+                method,
+                status,
+                location,
+                user_agent,
+                registered_at
         ) as occurrence
     from renamed
 

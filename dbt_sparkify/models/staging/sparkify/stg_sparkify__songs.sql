@@ -26,10 +26,24 @@ renamed as (
 
 ranked as (
 
-    -- A song id found in two files is kept once, from the first file by path.
+    -- A song id found in two files is kept once, from the first file by path. Where staging does not
+    -- know the file (Redshift's COPY), the song's own fields break the tie, so the choice is the same at
+    -- every run.
     select
         *,
-        row_number() over (partition by song_id order by source_file) as occurrence
+        row_number() over (
+            partition by song_id
+            order by
+                source_file,
+                title,
+                artist_id,
+                artist_name,
+                duration,
+                release_year,
+                artist_location,
+                artist_latitude,
+                artist_longitude
+        ) as occurrence
     from renamed
 
 ),

@@ -1,0 +1,157 @@
+"""The Redshift path, proven offline: every statement three days of sparkify_daily send (staging, dbt-redshift's
+build with unit and data tests, source freshness, the summary, the docs, ``make sql``) is captured from the
+project's real code, checked against two Redshift grammars and Redshift's documented lists, and executed in
+order on a real PostgreSQL server (``shim``); the marts it builds are DuckDB's, to the row."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator
+from datetime import date
+
+import pytest
+
+from sparkify import staging, summary
+from sparkify.settings import from_env
+from tests.dbt.test_dbt_project import dbt
+from tests.e2e.test_backfill import MARTS, fingerprints
+from tests.redshift import checks
+from tests.redshift.conftest import DAYS, RedshiftRun, redshift_run_on
+
+pytestmark = pytest.mark.timeout(900)
+
+
+@pytest.fixture(scope="module")
+def run(postgres_server, s3_server, tmp_path_factory) -> Iterator[RedshiftRun]:
+    yield from redshift_run_on(s3_server, tmp_path_factory, DAYS)
+
+
+def unique_statements(run: RedshiftRun) -> dict[str, str]:
+    """Each distinct statement (dbt's per-run comment and temporary names aside), with the step that sent it."""
+    statements = {}
+    for day in run.days:
+        for statement in day.statements:
+            sql = re.sub(
+                r"__dbt_tmp\d+", "__dbt_tmp", re.sub(r'^/\* \{"app": "dbt".*?\*/', "", statement.sql)
+            )
+            statements.setdefault(sql, f"{day.day} {statement.origin}")
+    return statements
+
+
+def report(run: RedshiftRun, check: Callable[[str], list[str]]) -> list[str]:
+    return [
+        f"[{origin}] {problem}\n    {sql.strip()[:300]}"
+        for sql, origin in unique_statements(run).items()
+        for problem in check(sql)
+    ]
+
+
+def test_the_capture_covers_every_step_of_a_day(run):
+    first, later = run.days[0], run.days[-1]
+    for day in run.days:
+        origins = {statement.origin for statement in day.statements}
+        assert {
+            "stage_events.prepare",
+            "stage_events.copy",
+            "stage_events.publish",
+            "stage_songs.copy",
+            "stage_songs.publish",
+            "dbt source freshness",
+            "dbt build",
+            "summary",
+            "docs",
+            "make sql",
+        } <= origins
+        sent = "\n".join(statement.sql for statement in day.statements)
+        assert sent.count("COPY ") >= 2 and "FORMAT AS JSON" in sent
+        assert '"node_id": "unit_test.sparkify.' in sent, "dbt's unit tests were not run"
+        assert '"node_id": "test.sparkify.' in sent, "dbt's data tests were not run"
+    first_sql = "\n".join(statement.sql for statement in first.statements)
+    later_sql = "\n".join(statement.sql for statement in later.statements)
+    # The first day creates the fact table; a later day takes the incremental path (delete+insert of the day).
+    assert re.search(r'create\s+table\s+"[^"]+"\."analytics"\."fct_songplays"', first_sql)
+    assert re.search(r'delete from "[^"]+"\."analytics"\."fct_songplays"\s+where', later_sql)
+    assert not re.search(r'create\s+table\s+"[^"]+"\."analytics"\."fct_songplays"\s', later_sql)
+    assert later.results["summary"]["day.songplays"] == later.results["summary"]["day.staged_nextsong"] > 0
+    assert "level" in later.results["make sql"] and "paid" in later.results["make sql"]
+
+
+def test_every_statement_parses_under_two_redshift_grammars(run):
+    statements = unique_statements(run)
+    problems = checks.all_grammar_problems(list(statements))
+    found = [
+        f"[{statements[sql]}] {problem}\n    {sql.strip()[:300]}"
+        for sql, found in problems.items()
+        for problem in found
+    ]
+    assert not found, "\n".join(found)
+    assert len(statements) > 150
+
+
+def test_no_identifier_is_a_redshift_reserved_word(run):
+    assert not (found := report(run, checks.reserved_word_problems)), "\n".join(found)
+
+
+def test_every_function_runs_where_its_statement_runs(run):
+    assert not (found := report(run, checks.function_problems)), "\n".join(found)
+
+
+def test_no_text_is_silently_cut_to_varchar_256(run):
+    assert not (found := report(run, checks.type_problems)), "\n".join(found)
+
+
+def test_the_marts_are_created_with_their_declared_types(run):
+    with run.cursor() as cur:
+        cur.execute(
+            "select table_name, column_name, data_type, character_maximum_length from information_schema.columns "
+            "where table_schema = 'analytics' and table_name in ('fct_songplays', 'dim_songs') "
+            "and column_name in ('songplay_id', 'user_agent', 'title', 'duration', 'session_id')"
+        )
+        columns = {
+            (table, column): (data_type, length) for table, column, data_type, length in cur.fetchall()
+        }
+    assert columns == {
+        ("fct_songplays", "songplay_id"): ("character varying", 65535),
+        ("fct_songplays", "user_agent"): ("character varying", 65535),
+        ("fct_songplays", "session_id"): ("bigint", None),
+        ("dim_songs", "title"): ("character varying", 65535),
+        ("dim_songs", "duration"): ("double precision", None),
+    }
+
+
+@pytest.fixture(scope="module")
+def on_duckdb(run, tmp_path_factory):
+    """The same lake through the DuckDB pipeline, day by day as the DAG runs them."""
+    root = tmp_path_factory.mktemp("duckdb-reference")
+    env = {
+        **os.environ,
+        "SPARKIFY_WAREHOUSE": "duckdb",
+        "SPARKIFY_LAKE": str(run.lake),
+        "SPARKIFY_DUCKDB_PATH": str(root / "warehouse.duckdb"),
+        "DBT_LOG_PATH": str(root / "logs"),
+    }
+    settings = from_env(env)
+    staging.stage_songs(settings)
+    for day in DAYS:
+        staging.stage_events(settings, date.fromisoformat(day))
+        result = dbt(env, "build", "--vars", f"{{run_date: '{day}'}}", "--target-path", str(root / "target"))
+        assert result.returncode == 0, result.stdout[-5000:]
+    return fingerprints(settings, MARTS)
+
+
+def test_the_redshift_flow_builds_the_marts_duckdb_builds(run, on_duckdb):
+    assert all(rows > 0 for rows, _ in on_duckdb.values())
+    assert fingerprints(run.settings, MARTS) == on_duckdb
+
+
+def test_each_run_records_its_audit_and_a_clean_quarantine(run):
+    with run.cursor() as cur:
+        cur.execute("select count(distinct run_id), count(*) from landing.pipeline_audit")
+        assert cur.fetchone() == (len(DAYS), len(DAYS) * (2 + len(summary.MARTS)))
+        cur.execute("select count(*) from landing.staging_quarantine")
+        assert cur.fetchone() == (0,)
+        cur.execute(
+            "select count(*) from information_schema.tables where table_name like 'staging_%\\_2018%'"
+        )
+        assert cur.fetchone() == (0,), "a day's load table was left behind"
