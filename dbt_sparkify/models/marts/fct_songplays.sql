@@ -116,17 +116,19 @@ matched as (
 
 final as (
 
+    -- Text cast to the declared type: the day's rows then have the table's types on every warehouse, as an
+    -- incremental run checks (on_schema_change).
     select
-        plays.event_id as songplay_id,
+        cast(plays.event_id as {{ text_type() }}) as songplay_id,
         plays.event_at as start_time,
-        plays.user_id,
-        plays.level,
-        matched.song_id,
-        matched.artist_id,
+        cast(plays.user_id as {{ text_type() }}) as user_id,
+        cast(plays.level as {{ text_type() }}) as level,
+        cast(matched.song_id as {{ text_type() }}) as song_id,
+        cast(matched.artist_id as {{ text_type() }}) as artist_id,
         plays.session_id,
         plays.item_in_session,
-        plays.location,
-        plays.user_agent,
+        cast(plays.location as {{ text_type() }}) as location,
+        cast(plays.user_agent as {{ text_type() }}) as user_agent,
         plays.log_date
     from plays
     left join matched
