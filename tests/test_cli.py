@@ -24,7 +24,8 @@ def test_stage_then_query(env, small_lake, capsys):
     out = capsys.readouterr().out
     day_events = sum(e["_day"] == "2018-11-02" for e in read_events(small_lake.root))
     assert (
-        f"staged {day_events:>8,} rows from 1 file(s) into landing.staging_events, 0 record(s) quarantined" in out
+        f"staged {day_events:>8,} rows from 1 file(s) into landing.staging_events, 0 record(s) quarantined"
+        in out
     )
     assert (
         cli.main(

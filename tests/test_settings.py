@@ -90,7 +90,12 @@ def test_a_duckdb_file_named_like_a_schema_is_refused(tmp_path, name):
 
 @pytest.mark.parametrize(
     ("name", "reserving"),
-    [("raw", "redshift"), ("user", "postgres, redshift"), ("timestamp", "redshift"), ("offset", "duckdb, postgres, redshift")],
+    [
+        ("raw", "redshift"),
+        ("user", "postgres, redshift"),
+        ("timestamp", "redshift"),
+        ("offset", "duckdb, postgres, redshift"),
+    ],
 )
 def test_a_schema_named_by_a_reserved_word_is_refused(name, reserving):
     with pytest.raises(ValueError, match="SPARKIFY_RAW_SCHEMA") as error:
@@ -111,5 +116,7 @@ def test_every_warehouse_has_its_reserved_words_with_their_source():
     assert {"raw", "timestamp", "user"} <= words["redshift"]
     assert {"select", "user"} <= words["postgres"] and {"select", "offset"} <= words["duckdb"]
     for warehouse in words:
-        header = (REPO / "src" / "sparkify" / "reserved_words" / f"{warehouse}.txt").read_text().splitlines()[:3]
+        header = (
+            (REPO / "src" / "sparkify" / "reserved_words" / f"{warehouse}.txt").read_text().splitlines()[:3]
+        )
         assert any("Source:" in line for line in header), warehouse

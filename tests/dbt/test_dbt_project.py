@@ -321,7 +321,12 @@ def test_the_summary_records_each_run_in_the_audit_table(warehouse, tmp_path):
         counts["landing.staging_events"],
         42,
     )
-    assert by_table["landing.staging_songs"] == (counts["landing.staging_songs"], 0, counts["landing.staging_songs"], 42)
+    assert by_table["landing.staging_songs"] == (
+        counts["landing.staging_songs"],
+        0,
+        counts["landing.staging_songs"],
+        42,
+    )
     assert by_table["analytics.fct_songplays"] == (
         counts["day.songplays"],
         None,

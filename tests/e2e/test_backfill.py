@@ -229,11 +229,13 @@ def test_staging_holds_every_line_of_each_day(workspace, first_backfill):
     for event in events:
         per_day[event["_day"]] += 1
     staged = fetch(
-        workspace, "select cast(log_date as varchar), count(*) from landing.staging_events group by 1 order by 1"
+        workspace,
+        "select cast(log_date as varchar), count(*) from landing.staging_events group by 1 order by 1",
     )
     assert staged == sorted(per_day.items())
     files = fetch(
-        workspace, "select distinct cast(log_date as varchar), source_file from landing.staging_events order by 1"
+        workspace,
+        "select distinct cast(log_date as varchar), source_file from landing.staging_events order by 1",
     )
     for day, source_file in files:
         assert source_file == str(workspace["lake"] / f"log_data/2018/11/{day}-events.json")

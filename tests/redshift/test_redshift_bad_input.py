@@ -35,7 +35,9 @@ def bad_lake(tmp_path_factory):
     lines = log.read_bytes().split(b"\n")
     for number, text in sorted(BAD_LINES.items()):
         lines.insert(number - 1, text.encode())
-    lines.insert(NON_UTF8_LINE - 1, b'{"artist": "Bj\xf6rk", "sessionId": 2, "itemInSession": 1, "page": "NextSong"}')
+    lines.insert(
+        NON_UTF8_LINE - 1, b'{"artist": "Bj\xf6rk", "sessionId": 2, "itemInSession": 1, "page": "NextSong"}'
+    )
     log.write_bytes(b"\n".join(lines))
     song = lake / BAD_SONG
     song.parent.mkdir(parents=True)
@@ -45,7 +47,9 @@ def bad_lake(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def run(postgres_server, s3_server, tmp_path_factory, bad_lake) -> Iterator[RedshiftRun]:
-    yield from redshift_run_on(s3_server, tmp_path_factory, (DAY,), lake=bad_lake, SPARKIFY_MAX_BAD_RATIO="0.05")
+    yield from redshift_run_on(
+        s3_server, tmp_path_factory, (DAY,), lake=bad_lake, SPARKIFY_MAX_BAD_RATIO="0.05"
+    )
 
 
 def test_rejected_lines_and_song_files_are_quarantined(run, bad_lake):
@@ -62,7 +66,9 @@ def test_rejected_lines_and_song_files_are_quarantined(run, bad_lake):
     assert [(row[1], row[2], row[3]) for row in events] == [
         (DAY, log_uri, line) for line in sorted([*BAD_LINES, NON_UTF8_LINE])
     ]
-    assert [row[4] for row in events if row[3] in BAD_LINES] == [BAD_LINES[line] for line in sorted(BAD_LINES)]
+    assert [row[4] for row in events if row[3] in BAD_LINES] == [
+        BAD_LINES[line] for line in sorted(BAD_LINES)
+    ]
     # stl_load_errors shows multi-byte characters as periods.
     assert next(row[4] for row in events if row[3] == NON_UTF8_LINE).startswith('{"artist": "Bj.')
     assert all(row[5] for row in events)

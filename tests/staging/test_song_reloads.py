@@ -44,9 +44,9 @@ def test_unchanged_song_files_are_kept_and_any_change_reloads_them(small_lake, m
     song_file.write_text(json.dumps({**song, "title": "A New Title"}))
     changed = staging.stage_songs(settings)
     assert not changed["unchanged"]
-    assert query(settings, f"select title from landing.staging_songs where song_id = '{song['song_id']}'") == [
-        ("A New Title",)
-    ]
+    assert query(
+        settings, f"select title from landing.staging_songs where song_id = '{song['song_id']}'"
+    ) == [("A New Title",)]
     assert staging.stage_songs(settings)["unchanged"]
 
     # A file removed, then one added: the rows follow.
@@ -54,9 +54,9 @@ def test_unchanged_song_files_are_kept_and_any_change_reloads_them(small_lake, m
     assert staging.stage_songs(settings)["rows"] == first["rows"] - 1
     song_file.write_text(json.dumps(song))
     assert staging.stage_songs(settings)["rows"] == first["rows"]
-    assert query(settings, f"select title from landing.staging_songs where song_id = '{song['song_id']}'") == [
-        (song["title"],)
-    ]
+    assert query(
+        settings, f"select title from landing.staging_songs where song_id = '{song['song_id']}'"
+    ) == [(song["title"],)]
 
 
 def test_rows_lost_since_the_last_load_or_a_forced_reload_load_the_files_again(

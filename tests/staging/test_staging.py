@@ -97,7 +97,8 @@ def test_song_files_land_with_a_number_where_text_is_expected(small_lake, make_s
     )
     non_ascii = next(s for s in songs if not str(s["artist_name"]).isascii() or not s["title"].isascii())
     staged = query(
-        settings, f"select title, artist_name from landing.staging_songs where song_id = '{non_ascii['song_id']}'"
+        settings,
+        f"select title, artist_name from landing.staging_songs where song_id = '{non_ascii['song_id']}'",
     )
     assert staged == [(non_ascii["title"], str(non_ascii["artist_name"]))]
     staging.stage_songs(settings)
