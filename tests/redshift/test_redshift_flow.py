@@ -18,6 +18,7 @@ from tests.dbt.test_dbt_project import dbt
 from tests.e2e.test_backfill import MARTS, fingerprints
 from tests.redshift import checks
 from tests.redshift.conftest import DAYS, RedshiftRun, redshift_run_on
+from tests.redshift.flow import STAGING_TASKS
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -51,18 +52,7 @@ def test_the_capture_covers_every_step_of_a_day(run):
     first, later = run.days[0], run.days[-1]
     for day in run.days:
         origins = {statement.origin for statement in day.statements}
-        assert {
-            "stage_events.prepare",
-            "stage_events.copy",
-            "stage_events.publish",
-            "stage_songs.copy",
-            "stage_songs.publish",
-            "dbt source freshness",
-            "dbt build",
-            "summary",
-            "docs",
-            "make sql",
-        } <= origins
+        assert {*STAGING_TASKS, "dbt source freshness", "dbt build", "summary", "docs", "make sql"} <= origins
         sent = "\n".join(statement.sql for statement in day.statements)
         assert sent.count("COPY ") >= 2 and "FORMAT AS JSON" in sent
         assert '"node_id": "unit_test.sparkify.' in sent, "dbt's unit tests were not run"
