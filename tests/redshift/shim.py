@@ -7,8 +7,8 @@ Only what PostgreSQL cannot run is replaced, each replacement listed here:
   mapping (the JSONPaths file, or ``auto ignorecase``), by the rules below, into the same table;
 - Redshift's table attributes (``diststyle``, ``distkey``, ``sortkey``, ``backup``, ``encode``) are dropped;
 - ``getdate()``, ``pg_get_late_binding_view_cols()``, ``stl_load_errors``, ``svv_table_info`` and
-  ``svv_external_columns`` exist as small PostgreSQL objects (``SHIM_SQL``), the last one reached through ``public`` instead of
-  ``pg_catalog``.
+  ``svv_external_columns`` exist as small PostgreSQL objects (``SHIM_SQL``), the last one reached through
+  ``public`` instead of ``pg_catalog``.
 
 The COPY emulation follows Redshift's documented behaviour for JSON: objects are read one after the other
 (blank lines between them are whitespace, not records); missing keys and JSON nulls load NULL; a record that
