@@ -142,7 +142,7 @@ def function_problems(sql: str) -> list[str]:
         for name in sorted(names - COMPUTE_FUNCTIONS - LEADER_FUNCTIONS):
             problems.append(f"{name}() is not a Redshift function")
         tables = reads_tables(tree)
-        for name in sorted(names & LEADER_FUNCTIONS - COMPUTE_FUNCTIONS):
+        for name in sorted(names & (LEADER_FUNCTIONS - COMPUTE_FUNCTIONS)):
             if tables:
                 problems.append(
                     f"{name}() runs on Redshift's leader node only, but the statement touches {', '.join(tables)}"
