@@ -8,6 +8,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sparkify.staging.rules import Allowance
 
 WAREHOUSES = ("duckdb", "postgres", "redshift")
 DBT_EXECUTIONS = ("local", "watcher")
@@ -52,6 +56,12 @@ def _ratio(text: str, what: str) -> float:
     return value
 
 
+def _count(text: str, what: str) -> int:
+    if not re.fullmatch(r"[0-9]+", text.strip()):
+        raise ValueError(f"{what} must be a whole number of records, 0 or more, got {text!r}")
+    return int(text)
+
+
 @dataclass(frozen=True)
 class PostgresSettings:
     """The PostgreSQL warehouse, from the same SPARKIFY_PG_* variables that profiles.yml reads."""
@@ -84,11 +94,19 @@ class Settings:
     retries: int
     retry_delay: timedelta
     max_active_runs: int
-    # Above this share of a load's records quarantined (bad lines of a day, bad song files), the load fails.
+    # A load fails when more of its records (lines of a day, song files) are quarantined than the larger of
+    # these two: a count, and a share of its records (``rules.Allowance``).
+    max_bad_records: int = 10
     max_bad_ratio: float = 0.01
     # How Cosmos runs dbt: "watcher" (one dbt build per run, watched by one task per model and per test) or
     # "local" (each task runs its own dbt command). See docs/BENCHMARKS.md for the measured choice.
     dbt_execution: str = "watcher"
+
+    @property
+    def allowance(self) -> Allowance:
+        from sparkify.staging.rules import Allowance
+
+        return Allowance(self.max_bad_records, self.max_bad_ratio)
 
     @property
     def manifest_path(self) -> Path:
@@ -173,6 +191,7 @@ def from_env(environ: os._Environ[str] | dict[str, str] | None = None) -> Settin
             retries=int(env.get("SPARKIFY_RETRIES", "2")),
             retry_delay=timedelta(seconds=float(env.get("SPARKIFY_RETRY_DELAY_SECONDS", "300"))),
             max_active_runs=int(env.get("SPARKIFY_MAX_ACTIVE_RUNS", "1")),
+            max_bad_records=_count(env.get("SPARKIFY_MAX_BAD_RECORDS", "10"), "SPARKIFY_MAX_BAD_RECORDS"),
             max_bad_ratio=_ratio(env.get("SPARKIFY_MAX_BAD_RATIO", "0.01"), "SPARKIFY_MAX_BAD_RATIO"),
             dbt_execution=_choice(
                 env.get("SPARKIFY_DBT_EXECUTION", "watcher"), "SPARKIFY_DBT_EXECUTION", DBT_EXECUTIONS

@@ -101,9 +101,14 @@ def test_songs_copy(dag):
     assert "FORMAT AS JSON 'auto ignorecase'" in sql
 
 
-@pytest.mark.parametrize(("ratio", "max_errors"), [("0", 0), ("0.01", 100_000), ("1", 100_000)])
-def test_copy_max_errors_follows_the_allowance(ratio, max_errors):
-    settings = settings_module.from_env({"SPARKIFY_WAREHOUSE": "redshift", "SPARKIFY_MAX_BAD_RATIO": ratio})
+@pytest.mark.parametrize(
+    ("count", "ratio", "max_errors"),
+    [("0", "0", 0), ("1", "0", 100_000), ("0", "0.01", 100_000), ("10", "1", 100_000)],
+)
+def test_copy_max_errors_follows_the_allowance(count, ratio, max_errors):
+    settings = settings_module.from_env(
+        {"SPARKIFY_WAREHOUSE": "redshift", "SPARKIFY_MAX_BAD_RATIO": ratio, "SPARKIFY_MAX_BAD_RECORDS": count}
+    )
     assert f"MAXERROR {max_errors}" in redshift.copy_options(settings, "auto")
 
 

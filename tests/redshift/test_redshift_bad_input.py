@@ -48,7 +48,12 @@ def bad_lake(tmp_path_factory):
 @pytest.fixture(scope="module")
 def run(postgres_server, s3_server, tmp_path_factory, bad_lake) -> Iterator[RedshiftRun]:
     yield from redshift_run_on(
-        s3_server, tmp_path_factory, (DAY,), lake=bad_lake, SPARKIFY_MAX_BAD_RATIO="0.05"
+        s3_server,
+        tmp_path_factory,
+        (DAY,),
+        lake=bad_lake,
+        SPARKIFY_MAX_BAD_RATIO="0.05",
+        SPARKIFY_MAX_BAD_RECORDS="0",
     )
 
 
@@ -110,12 +115,16 @@ def test_above_the_allowance_the_day_fails_and_nothing_is_published(run, monkeyp
         settings_module.settings.cache_clear()
     message = str(error.value)
     assert message.startswith(f"{run.settings.lake}/log_data/2018/11/{DAY}-events.json: 4 of ")
-    assert "above the allowed 1.0%); nothing was loaded. First bad lines: line 3: " in message
+    assert (
+        "allowed (up to 0 bad lines or 1.0% of them, whichever is larger); nothing was loaded. "
+        "First bad lines: line 3: "
+    ) in message
     assert _staged(run) == before
 
 
 def test_with_no_allowance_copy_stops_at_the_first_rejected_record(run, monkeypatch):
     monkeypatch.setenv("SPARKIFY_MAX_BAD_RATIO", "0")
+    monkeypatch.setenv("SPARKIFY_MAX_BAD_RECORDS", "0")
     settings_module.settings.cache_clear()
     try:
         run_task(run.shim, "stage_events.prepare", DAY)

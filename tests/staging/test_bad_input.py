@@ -75,17 +75,18 @@ def test_malformed_lines_are_quarantined_and_the_rest_loads(lake, make_settings)
 def test_above_the_threshold_the_load_fails_naming_the_file_and_lines_and_changes_nothing(
     lake, make_settings
 ):
-    settings = make_settings(lake)
+    settings = make_settings(lake, SPARKIFY_MAX_BAD_RECORDS="2")
     staging.stage_events(settings, DAY)
     before = query(settings, "select count(*), sum(ts) from landing.staging_events")
     lines = day_lines(lake)
-    # 1 % of the lines may be bad (the default): 3 bad lines in ~240 are too many.
+    # Up to 2 bad lines, or 1 % of them (2 of ~240): 3 are too many.
     source = write_day(lake, ["{oops", *lines[:10], "", *lines[10:], "not json"])
     with pytest.raises(rules.BadInputError) as failure:
         staging.stage_events(settings, DAY)
     message = str(failure.value)
     assert source in message
     assert f"3 of {len(lines) + 3} lines are bad" in message
+    assert "above the 2 allowed (up to 2 bad lines or 1.0% of them, whichever is larger)" in message
     assert (
         f"line 1: {rules.NOT_JSON}; line 12: {rules.BLANK}; line {len(lines) + 3}: {rules.NOT_JSON}"
         in message
@@ -94,13 +95,50 @@ def test_above_the_threshold_the_load_fails_naming_the_file_and_lines_and_change
     assert quarantine(settings) == []
 
 
-def test_up_to_the_threshold_the_load_succeeds(lake, make_settings):
+def most_allowed(count: int, percent: int, good: int) -> int:
+    """The most bad records a load of ``good`` valid ones may add: the largest ``bad`` with
+    ``bad <= max(count, (good + bad) * percent / 100)``, by integer arithmetic."""
+    bad = count
+    while (bad + 1) * 100 <= percent * (good + bad + 1):
+        bad += 1
+    return bad
+
+
+@pytest.mark.parametrize(
+    ("count", "percent", "wins"), [(10, 1, "count"), (1, 4, "ratio")], ids=["count-wins", "ratio-wins"]
+)
+def test_the_allowance_at_both_edges(lake, make_settings, count, percent, wins):
     lines = day_lines(lake)
-    allowed = int(len(lines) * 0.01)
-    assert allowed >= 1
+    allowed = most_allowed(count, percent, len(lines))
+    # Each edge is the one the test means: the count alone, or a share above the count.
+    assert (allowed == count) == (wins == "count") and allowed >= 2
+    settings = make_settings(
+        lake, SPARKIFY_MAX_BAD_RECORDS=str(count), SPARKIFY_MAX_BAD_RATIO=str(percent / 100)
+    )
     write_day(lake, [*lines, *(["{"] * allowed)])
-    result = staging.stage_events(make_settings(lake), DAY)
+    result = staging.stage_events(settings, DAY)
     assert (result["rows"], result["quarantined"]) == (len(lines), allowed)
+    write_day(lake, [*lines, *(["{"] * (allowed + 1))])
+    with pytest.raises(
+        rules.BadInputError, match=f"{allowed + 1} of {len(lines) + allowed + 1} lines are bad"
+    ):
+        staging.stage_events(settings, DAY)
+    assert query(settings, "select count(*) from landing.staging_quarantine") == [(allowed,)]
+
+
+def test_the_song_files_allowance_at_its_edge(lake, make_settings):
+    songs = sorted((lake / "song_data").rglob("*.json"))
+    count = 5
+    settings = make_settings(lake, SPARKIFY_MAX_BAD_RECORDS=str(count))
+    assert len(songs) * 0.01 < count  # the count is the edge
+    for path in songs[:count]:  # each holding two JSON objects
+        path.write_text(path.read_text() + "\n{}")
+    result = staging.stage_songs(settings)
+    assert (result["rows"], result["quarantined"]) == (len(songs) - count, count)
+    songs[count].write_text("{")
+    with pytest.raises(rules.BadInputError, match=f"{count + 1} of {len(songs)} song files are bad"):
+        staging.stage_songs(settings)
+    assert query(settings, "select count(*) from landing.staging_songs") == [(len(songs) - count,)]
 
 
 def test_type_drift_is_cast_or_quarantined_field_by_field(lake, make_settings):

@@ -14,6 +14,7 @@ from sparkify import warehouse
 from sparkify.lake import Lake
 from sparkify.staging import duckdb as duck
 from sparkify.staging import postgres
+from sparkify.staging.rules import Allowance
 
 DAY = date(2018, 11, 1)
 FAST = "every line is a plain record"
@@ -27,7 +28,9 @@ def stage(settings, fast: bool, caplog) -> tuple[list, list, list[str]]:
     with caplog.at_level(logging.INFO, logger="sparkify.staging"):
         if settings.warehouse == "duckdb":
             with duck.connect(settings.duckdb_path) as con:
-                duck.stage_events(con, lake, DAY, settings.raw_schema, max_bad_ratio=1, fast=fast)
+                duck.stage_events(
+                    con, lake, DAY, settings.raw_schema, allowance=Allowance(ratio=1.0), fast=fast
+                )
         else:
             postgres.stage_events(settings, lake, DAY, fast=fast)
     with warehouse.cursor(settings) as cur:

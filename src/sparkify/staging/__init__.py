@@ -15,9 +15,7 @@ def stage_events(settings: Settings, day: date, key: str | None = None) -> dict[
         from sparkify.staging import duckdb
 
         with duckdb.connect(settings.duckdb_path) as con:
-            return duckdb.stage_events(
-                con, lake, day, settings.raw_schema, key, settings.max_bad_ratio
-            ).__dict__
+            return duckdb.stage_events(con, lake, day, settings.raw_schema, key, settings.allowance).__dict__
     if settings.warehouse == "postgres":
         from sparkify.staging import postgres
 
@@ -32,7 +30,7 @@ def stage_songs(settings: Settings) -> dict[str, object]:
         from sparkify.staging import duckdb
 
         with duckdb.connect(settings.duckdb_path) as con:
-            return duckdb.stage_songs(con, lake, settings.raw_schema, settings.max_bad_ratio).__dict__
+            return duckdb.stage_songs(con, lake, settings.raw_schema, settings.allowance).__dict__
     if settings.warehouse == "postgres":
         from sparkify.staging import postgres
 

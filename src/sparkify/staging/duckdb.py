@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 
 from sparkify.lake import Lake, LocalFiles
-from sparkify.staging import loads, rules, schema
+from sparkify.staging import loads, rules, schema, screen
 from sparkify.staging.result import StageResult
 
 log = logging.getLogger(__name__)
@@ -106,10 +106,12 @@ def _records_sql(table: schema.RawTable, records: str, blank: str) -> str:
     """
 
 
-def _plain_records(con: duckdb.DuckDBPyConnection, table: schema.RawTable, path: Path) -> str | None:
-    """Read the file with DuckDB's JSON reader into the temp table ``plain_records`` (typed columns, in line
-    order). ``None`` when every line is a plain record, else why the fast path cannot be taken."""
-    lines = rules.line_count(path)
+def _plain_records(
+    con: duckdb.DuckDBPyConnection, table: schema.RawTable, path: Path, lines: int | None
+) -> str | None:
+    """Read the file (of ``lines`` lines, ``rules.line_count``) with DuckDB's JSON reader into the temp table
+    ``plain_records`` (typed columns, in line order). ``None`` when every line is a plain record, else why the
+    fast path cannot be taken."""
     if lines is None:
         return "empty file or byte-order mark"
     columns = ", ".join(
@@ -168,13 +170,13 @@ def stage_events(
     day: date,
     raw_schema: str,
     key: str | None = None,
-    max_bad_ratio: float = 0.01,
+    allowance: rules.Allowance | None = None,
     fast: bool = True,
 ) -> StageResult:
     """Replace the day's rows of ``staging_events`` (and its quarantine) with the day's log file, atomically
     (``fast``: try DuckDB's JSON reader first, see the module's doc)."""
-    with lake.log_file(day, key) as (source, path):
-        return _stage_events(con, day, raw_schema, source, path, max_bad_ratio, fast)
+    with lake.log_file(day, key) as (source, path), screen.log_file(source, path) as screened:
+        return _stage_events(con, day, raw_schema, source, screened, allowance or rules.Allowance(), fast)
 
 
 def _stage_events(
@@ -182,11 +184,12 @@ def _stage_events(
     day: date,
     raw_schema: str,
     source: str,
-    path: Path,
-    max_bad_ratio: float,
+    screened: screen.Screened,
+    allowance: rules.Allowance,
     fast: bool,
 ) -> StageResult:
     ensure_tables(con, raw_schema)
+    path = screened.path
     target = f"{raw_schema}.{schema.EVENTS.name}"
     quarantine = f"{raw_schema}.{schema.QUARANTINE.name}"
     # Lines split from the file's text keep their numbers, blank ones included; a final newline ends the last
@@ -202,7 +205,10 @@ def _stage_events(
     # transaction counts its rows in insertion order, which is line order).
     plain = "(select rowid + 1 as record_no, null as record, null as reason, * exclude (plain) from plain_records)"
     try:
-        why = _plain_records(con, schema.EVENTS, path) if fast else "the fast path is off"
+        if screened.refused:
+            why = f"{len(screened.refused)} lines refused by the screen"
+        else:
+            why = _plain_records(con, schema.EVENTS, path, screened.lines) if fast else "the fast path is off"
         if why is None:
             staged = plain
             log.info("%s: every line is a plain record, read by DuckDB's JSON reader", source)
@@ -214,8 +220,13 @@ def _stage_events(
                 "create or replace temp table staged_records as "
                 + _records_sql(schema.EVENTS, "raw_records", rules.BLANK)
             )
+            if screened.refused:
+                con.executemany(
+                    "update staged_records set record = ?, reason = ? where record_no = ?",
+                    [[bad.raw_text, bad.reason, number] for number, bad in screened.refused.items()],
+                )
         records, bad = con.execute(f"select count(*), count(reason) from {staged}").fetchone()
-        rules.check_ratio(source, records, bad, _first_bad(con, source, staged), max_bad_ratio)
+        rules.check_allowance(source, records, bad, _first_bad(con, source, staged), allowance)
         columns = ", ".join(column.name for column in schema.EVENTS.columns)
         con.execute("begin transaction")
         log.info("replacing %s of %s in one transaction", day, target)
@@ -233,7 +244,8 @@ def _stage_events(
                 [day, source],
             )
             con.execute(
-                f"insert into {quarantine} select ?, ?, ?, record_no, left(record, {rules.RAW_TEXT_LIMIT}), reason, "
+                f"insert into {quarantine} select ?, ?, ?, record_no, left(record, {rules.RAW_TEXT_LIMIT}), "
+                f"left(reason, {rules.RAW_TEXT_LIMIT}), "
                 f"current_timestamp from {staged} where reason is not null order by record_no",
                 [schema.EVENTS.name, day, source],
             )
@@ -252,13 +264,14 @@ def _stage_events(
 
 
 def stage_songs(
-    con: duckdb.DuckDBPyConnection, lake: Lake, raw_schema: str, max_bad_ratio: float = 0.01
+    con: duckdb.DuckDBPyConnection, lake: Lake, raw_schema: str, allowance: rules.Allowance | None = None
 ) -> StageResult:
     """Replace ``staging_songs`` (and its quarantine) with every song file in the lake, atomically; keep them
     when the files have not changed since the last load (``loads``)."""
     ensure_tables(con, raw_schema)
     listing = lake.song_listing()
-    current = loads.fingerprint(listing, max_bad_ratio, __file__)
+    allowance = allowance or rules.Allowance()
+    current = loads.fingerprint(listing, allowance, __file__)
     target = f"{raw_schema}.{schema.SONGS.name}"
     row = con.execute(
         f"select {', '.join(c.name for c in schema.LOADS.metadata[1:])} from {raw_schema}.{schema.LOADS.name} "
@@ -272,7 +285,7 @@ def stage_songs(
     if result:
         return result
     with lake.song_files(listing) as local:
-        return _stage_songs(con, lake, raw_schema, local, max_bad_ratio, current)
+        return _stage_songs(con, lake, raw_schema, local, allowance, current)
 
 
 def _stage_songs(
@@ -280,28 +293,41 @@ def _stage_songs(
     lake: Lake,
     raw_schema: str,
     local: LocalFiles,
-    max_bad_ratio: float,
+    allowance: rules.Allowance,
     fingerprint: str,
 ) -> StageResult:
     files = local.files
     target = f"{raw_schema}.{schema.SONGS.name}"
     quarantine = f"{raw_schema}.{schema.QUARANTINE.name}"
     source = f"{lake.root}/song_data"
-    listing = "[" + ", ".join(_literal(str(file)) for file in files) + "]"
+    refused, readable = [], []
+    for file in files:
+        why = screen.song_file(lake.uri(file.relative_to(local.root).as_posix()), file)
+        refused.append(why) if why else readable.append(file)
+    listing = "[" + ", ".join(_literal(str(file)) for file in readable) + "]"
     # A song file is one record, named by its address in the lake.
-    documents = f"""(
+    documents = (
+        f"""(
         select {_literal(lake.root.rstrip("/"))} || substr(filename, {len(str(local.root)) + 1}) as record_no,
             content as record
         from read_text({listing})
     )"""
+        if readable
+        else "(select null::varchar as record_no, null::varchar as record where false)"
+    )
     try:
         con.execute(f"create or replace temp table raw_records as select record_no, record from {documents}")
         con.execute(
             "create or replace temp table staged_records as "
             + _records_sql(schema.SONGS, "raw_records", rules.EMPTY)
         )
+        if refused:
+            con.executemany(
+                "insert into staged_records (record_no, record, reason) values (?, ?, ?)",
+                [[bad.source_file, bad.raw_text, bad.reason] for bad in refused],
+            )
         records, bad = con.execute("select count(*), count(reason) from staged_records").fetchone()
-        rules.check_ratio(source, records, bad, _first_bad(con, None), max_bad_ratio, unit="song files")
+        rules.check_allowance(source, records, bad, _first_bad(con, None), allowance, unit="song files")
         columns = ", ".join(column.name for column in schema.SONGS.columns)
         con.execute("begin transaction")
         try:
@@ -313,7 +339,8 @@ def _stage_songs(
             )
             con.execute(
                 f"insert into {quarantine} select ?, null, record_no, null, left(record, {rules.RAW_TEXT_LIMIT}), "
-                "reason, current_timestamp from staged_records where reason is not null order by record_no",
+                f"left(reason, {rules.RAW_TEXT_LIMIT}), current_timestamp from staged_records "
+                "where reason is not null order by record_no",
                 [schema.SONGS.name],
             )
             con.execute(

@@ -2,7 +2,7 @@
 
 Every run stages the song files, and at scale they are tens of thousands of files (40,000 take 6 s to read on
 DuckDB). A load records its fingerprint in ``staging_loads``: the files' keys and versions, the code that
-checks and casts them, and the allowed bad ratio. The next load with the same fingerprint, while
+checks and casts them, and the allowance of bad files. The next load with the same fingerprint, while
 ``staging_songs`` still holds the rows it landed, keeps the table as it is. Deleting the ``staging_loads`` row
 forces a reload.
 """
@@ -33,13 +33,15 @@ class Load:
     loaded_at: datetime
 
 
-def fingerprint(listing: SongListing, max_bad_ratio: float, loader: str) -> str:
+def fingerprint(listing: SongListing, allowance: rules.Allowance, loader: str) -> str:
     """The song load's fingerprint: ``listing``'s, the staging code's (``loader``: the warehouse module's file,
-    with the shared rules and schema) and the ratio's."""
+    with the shared rules, screen and schema) and the allowance's."""
+    from sparkify.staging import screen
+
     digest = hashlib.sha256(listing.fingerprint.encode())
-    for code in (loader, rules.__file__, schema.__file__):
+    for code in (loader, rules.__file__, screen.__file__, schema.__file__):
         digest.update(Path(code).read_bytes())
-    digest.update(repr(max_bad_ratio).encode())
+    digest.update(repr(allowance).encode())
     return digest.hexdigest()
 
 

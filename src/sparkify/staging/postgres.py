@@ -23,7 +23,7 @@ from psycopg2 import sql
 
 from sparkify.lake import Lake, LocalFiles
 from sparkify.settings import Settings
-from sparkify.staging import loads, rules, schema
+from sparkify.staging import loads, rules, schema, screen
 from sparkify.staging.result import StageResult
 
 log = logging.getLogger(__name__)
@@ -111,21 +111,21 @@ def _check(table: schema.RawTable, text: str, blank: str) -> tuple[tuple[object,
 
 
 def _log_records(
-    source: str, path: Path
+    source: str, screened: screen.Screened
 ) -> tuple[list[tuple[int, tuple[object, ...]]], list[rules.Bad], int]:
-    """The file's valid lines (number, values), its bad lines, and how many lines it has."""
+    """The screened file's valid lines (number, values), its bad lines, and how many lines it has."""
     good, bad, number = [], [], 0
-    try:
-        with path.open(encoding="utf-8", newline="\n") as fh:
-            for number, line in enumerate(fh, start=1):
-                text = line.removesuffix("\n")
-                values, reason = _check(schema.EVENTS, text, rules.BLANK)
-                if reason is None:
-                    good.append((number, values))
-                else:
-                    bad.append(rules.Bad(source, number, rules.clip(text), reason))
-    except UnicodeDecodeError as error:
-        raise RuntimeError(f"{source}: not UTF-8 text after line {number}: {error}") from error
+    with screened.path.open(encoding="utf-8", newline="\n") as fh:
+        for number, line in enumerate(fh, start=1):
+            if number in screened.refused:
+                bad.append(screened.refused[number])
+                continue
+            text = line.removesuffix("\n")
+            values, reason = _check(schema.EVENTS, text, rules.BLANK)
+            if reason is None:
+                good.append((number, values))
+            else:
+                bad.append(rules.Bad(source, number, rules.clip(text), rules.clip(reason)))
     return good, bad, number
 
 
@@ -135,15 +135,15 @@ def _song_records(
     good, bad = [], []
     for path in local.files:
         uri = lake.uri(path.relative_to(local.root).as_posix())
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as error:
-            raise RuntimeError(f"{uri}: not UTF-8 text: {error}") from error
+        if refused := screen.song_file(uri, path):
+            bad.append(refused)
+            continue
+        text = path.read_text(encoding="utf-8")
         values, reason = _check(schema.SONGS, text, rules.EMPTY)
         if reason is None:
             good.append((uri, values))
         else:
-            bad.append(rules.Bad(uri, None, rules.clip(text), reason))
+            bad.append(rules.Bad(uri, None, rules.clip(text), rules.clip(reason)))
     return good, bad
 
 
@@ -226,10 +226,11 @@ def _plain_sql(table: schema.RawTable) -> str:
     )
 
 
-def _stage_plain_events(settings: Settings, day: date, source: str, path: Path) -> StageResult | None:
+def _stage_plain_events(
+    settings: Settings, day: date, source: str, path: Path, lines: int | None
+) -> StageResult | None:
     """The day staged by the fast path (see the module's doc), or ``None``, changing nothing, when a line is
-    not a plain record."""
-    lines = rules.line_count(path)
+    not a plain record (``lines``: the file's, ``rules.line_count``)."""
     if lines is None:
         log.info("%s: checking line by line (empty file or byte-order mark)", source)
         return None
@@ -285,13 +286,17 @@ def stage_events(
 ) -> StageResult:
     """Replace the day's rows of ``staging_events`` (and its quarantine) with the day's log file, atomically
     (``fast``: try the plain-record path first, see the module's doc)."""
-    with lake.log_file(day, key) as (source, path):
-        if fast and (result := _stage_plain_events(settings, day, source, path)):
+    with lake.log_file(day, key) as (source, path), screen.log_file(source, path) as screened:
+        if screened.refused:
+            log.info(
+                "%s: checking line by line (%s lines refused by the screen)", source, len(screened.refused)
+            )
+        elif fast and (result := _stage_plain_events(settings, day, source, path, screened.lines)):
             return result
-        if not fast:
+        elif not fast:
             log.info("%s: checking line by line (the fast path is off)", source)
-        good, bad, records = _log_records(source, path)
-    rules.check_ratio(source, records, len(bad), bad, settings.max_bad_ratio)
+        good, bad, records = _log_records(source, screened)
+    rules.check_allowance(source, records, len(bad), bad, settings.allowance)
     now = _now()
     day_literal = sql.Literal(day.isoformat())
     _replace(
@@ -321,7 +326,7 @@ def stage_songs(settings: Settings, lake: Lake) -> StageResult:
     source = f"{lake.root}/song_data"
     target = f"{settings.raw_schema}.{schema.SONGS.name}"
     listing = lake.song_listing()
-    current = loads.fingerprint(listing, settings.max_bad_ratio, __file__)
+    current = loads.fingerprint(listing, settings.allowance, __file__)
     with transaction(settings) as cur:
         ensure_tables(cur, settings.raw_schema)
         columns = [column.name for column in schema.LOADS.metadata[1:]]
@@ -343,7 +348,7 @@ def stage_songs(settings: Settings, lake: Lake) -> StageResult:
     with lake.song_files(listing) as local:
         good, bad = _song_records(lake, local)
         files = len(local.files)
-    rules.check_ratio(source, files, len(bad), bad, settings.max_bad_ratio, unit="song files")
+    rules.check_allowance(source, files, len(bad), bad, settings.allowance, unit="song files")
     now = _now()
     _replace(
         settings,

@@ -55,7 +55,7 @@ def jsonpaths_uri(settings: Settings) -> str:
 
 def max_errors(settings: Settings) -> int:
     """COPY's MAXERROR: none when no record may be quarantined, else COPY's ceiling."""
-    return COPY_MAX_ERRORS if settings.max_bad_ratio > 0 else 0
+    return 0 if settings.allowance.none else COPY_MAX_ERRORS
 
 
 def copy_options(settings: Settings, json_format: str) -> list[str]:
@@ -122,7 +122,7 @@ def publish(
             cur.execute(f"select count(*) from {settings.raw_schema}.{load_table}")
             loaded = int(cur.fetchone()[0])
             records = loaded + rejects.count
-            rules.check_ratio(source, records, rejects.count, rejects.first, settings.max_bad_ratio, unit)
+            rules.check_allowance(source, records, rejects.count, rejects.first, settings.allowance, unit)
             log.info("replacing rows of %s in one transaction", target)
             for statement in split_statements(sql):
                 cur.execute(statement, (rejects.table_id,) if "%s" in statement else None)

@@ -19,8 +19,13 @@ The casts (documented in the README):
   ``Infinity`` (accepted as JSON tokens, as DuckDB's parser does) cannot be cast;
 - a missing field or a JSON ``null`` is NULL; fields the schema does not know are ignored.
 
-Above ``max_bad_ratio`` of a load's records quarantined, the load fails, changing nothing, with an error naming
-the file and the first bad records.
+Before any of that, every record is screened (``sparkify.staging.screen``), reading at most ``RECORD_LIMIT`` bytes
+of it: a record larger than that (``record of N bytes, above the 16 MiB limit``), one that is not UTF-8 text
+(``not UTF-8 text: ...``) or one whose brackets nest deeper than ``MAX_DEPTH`` (``JSON nested deeper than 100
+levels``) is quarantined the same way on every warehouse.
+
+A load may quarantine up to its ``Allowance``: ``count`` records, or ``ratio`` of them, whichever is larger. Above
+that, the load fails, changing nothing, with an error naming the file and the first bad records.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 from sparkify.staging.schema import Column, RawTable
@@ -39,12 +45,23 @@ NUMBER_PATTERN = r"\s*[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?\s*"
 RANGES = {"integer": (-(2**31), 2**31 - 1), "bigint": (-(2**63), 2**63 - 1)}
 RAW_TEXT_LIMIT = 10_000
 FIRST_BAD_SHOWN = 5
+# The largest record read: a line, or a song file. A larger one is quarantined with its size, never read whole.
+RECORD_LIMIT = 16 * 1024 * 1024
+# The deepest nesting of JSON arrays and objects a record may have (the schema's records are flat).
+MAX_DEPTH = 100
 
 BLANK = "blank line"
 EMPTY = "empty file"
 NOT_JSON = "not valid JSON, or more than one JSON value"
 NOT_OBJECT = "not a JSON object"
 NO_FIELD = "no field of the schema has a value"
+TOO_DEEP = f"JSON nested deeper than {MAX_DEPTH} levels"
+NOT_UTF8 = "not UTF-8 text"
+
+
+def too_large(size: int) -> str:
+    return f"record of {size:,} bytes, above the {RECORD_LIMIT // (1024 * 1024)} MiB limit"
+
 
 _INTEGER = re.compile(INTEGER_PATTERN, re.ASCII)
 _NUMBER = re.compile(NUMBER_PATTERN, re.ASCII)
@@ -71,20 +88,42 @@ class Bad:
 
 
 class BadInputError(RuntimeError):
-    """Too much of a load was refused: nothing was changed."""
+    """Too much of a load was refused: nothing was changed. Input that waiting cannot fix: never retried."""
 
 
-def check_ratio(
-    source: str, records: int, bad: int, first_bad: Sequence[Bad], max_ratio: float, unit: str = "lines"
+@dataclass(frozen=True)
+class Allowance:
+    """How many of a load's records may be quarantined: up to ``count``, or ``ratio`` of them, whichever is
+    larger. The count keeps one bad record among a few dozen from failing a load; the ratio scales with it."""
+
+    count: int = 10
+    ratio: float = 0.01
+
+    def allowed(self, records: int) -> int:
+        # In decimal: 0.29 x 100 is 28.999... in binary floating point.
+        return max(self.count, math.floor(Decimal(repr(self.ratio)) * records))
+
+    def describe(self, unit: str) -> str:
+        return f"up to {self.count} bad {unit} or {self.ratio:.1%} of them, whichever is larger"
+
+    @property
+    def none(self) -> bool:
+        """No record may be quarantined."""
+        return self.count == 0 and self.ratio == 0
+
+
+def check_allowance(
+    source: str, records: int, bad: int, first_bad: Sequence[Bad], allowance: Allowance, unit: str = "lines"
 ) -> None:
-    """Fail the load when more than ``max_ratio`` of its ``records`` were quarantined (``bad`` of them)."""
-    if not bad or bad <= max_ratio * records:
+    """Fail the load when more of its ``records`` were quarantined (``bad`` of them) than ``allowance`` allows."""
+    allowed = allowance.allowed(records)
+    if bad <= allowed:
         return
     shown = "; ".join(record.describe() for record in first_bad[:FIRST_BAD_SHOWN])
     more = f" (and {bad - FIRST_BAD_SHOWN} more)" if bad > FIRST_BAD_SHOWN else ""
     raise BadInputError(
-        f"{source}: {bad} of {records} {unit} are bad ({bad / records:.1%}, above the allowed "
-        f"{max_ratio:.1%}); nothing was loaded. First bad {unit}: {shown}{more}"
+        f"{source}: {bad} of {records} {unit} are bad ({bad / records:.1%}), above the {allowed} allowed "
+        f"({allowance.describe(unit)}); nothing was loaded. First bad {unit}: {shown}{more}"
     )
 
 
@@ -121,12 +160,36 @@ def cast_value(column: Column, value: object) -> tuple[object, bool]:
     return float(value) if isinstance(value, int | float) else float(text.strip(BLANK_CHARACTERS)), True
 
 
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*+"', re.DOTALL)
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def may_be_too_deep(text: str) -> bool:
+    """Whether ``text`` has enough opening brackets to nest deeper than ``MAX_DEPTH`` (a cheap first check)."""
+    return text.count("{") + text.count("[") > MAX_DEPTH
+
+
+def nesting_depth(text: str) -> int:
+    """How deep the brackets of ``text`` nest, outside its JSON strings (valid JSON or not)."""
+    depth = deepest = 0
+    for bracket in _BRACKET.findall(_STRING.sub("", text)):
+        if bracket in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth = max(0, depth - 1)
+    return deepest
+
+
 def parse_record(
     table: RawTable, text: str, blank: str = BLANK
 ) -> tuple[tuple[object, ...] | None, str | None]:
-    """One record's typed values for ``table.columns``, or the reason it is quarantined."""
+    """One record's typed values for ``table.columns``, or the reason it is quarantined (a screened record: at
+    most ``RECORD_LIMIT`` bytes of UTF-8 text)."""
     if not text.strip(BLANK_CHARACTERS):
         return None, blank
+    if may_be_too_deep(text) and nesting_depth(text) > MAX_DEPTH:
+        return None, TOO_DEEP
     try:
         document = json.loads(text)
     except ValueError:
