@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from sparkify import cli
@@ -80,3 +83,26 @@ def test_stack_env_generates_secrets_once_and_keeps_them(monkeypatch, tmp_path, 
     assert (tmp_path / ".env").stat().st_mode & 0o777 == 0o600
     out = capsys.readouterr().out
     assert "8 value(s) generated" in out and "0 value(s) generated (none), 9 kept" in out
+
+
+def test_secret_files_are_created_private_never_chmod_ed(monkeypatch, tmp_path):
+    """Created 0600 even with a umask that lets others read: never readable, not even until a chmod."""
+    from sparkify.local_airflow import airflow_env
+
+    def no_chmod(*_, **__):
+        raise AssertionError("chmod after writing: the file was readable by others until then")
+
+    monkeypatch.setattr(os, "chmod", no_chmod)
+    monkeypatch.setattr(Path, "chmod", no_chmod)
+    monkeypatch.setenv("SPARKIFY_HOME", str(tmp_path))
+    settings_module.settings.cache_clear()
+    home = tmp_path / "airflow"
+    umask = os.umask(0)
+    try:
+        airflow_env(settings_module.settings(), home, 8080)
+        assert cli.main(["stack-env"]) == 0
+    finally:
+        os.umask(umask)
+        settings_module.settings.cache_clear()
+    files = [home / "passwords.json", home / ".jwt_secret", home / ".api_secret_key", tmp_path / ".env"]
+    assert {path.name: path.stat().st_mode & 0o777 for path in files} == {path.name: 0o600 for path in files}

@@ -17,7 +17,8 @@ One run per day of logs. For the run's day (`ds`):
 4. **docs** regenerates the dbt docs (lineage, every model and column) when the project or the warehouse's
    columns changed, served under *Browse → dbt docs*.
 
-A task that fails for good logs one `SPARKIFY_ALERT {json}` line (and e-mails it when `SPARKIFY_ALERT_CONN_ID`
+Bad input over the allowance, a missing day file and a failing data test fail their task at once; a warehouse or
+a lake that does not answer is retried with back-off. A task that fails for good logs one `SPARKIFY_ALERT {json}` line (and e-mails it when `SPARKIFY_ALERT_CONN_ID`
 names an SMTP connection).
 
 Reruns are idempotent. The warehouse (`SPARKIFY_WAREHOUSE`) and the lake (`SPARKIFY_LAKE`) come from the
@@ -30,7 +31,7 @@ import pendulum
 from airflow.sdk import chain, dag, task
 
 from sparkify import staging
-from sparkify.alerts import on_failure
+from sparkify.alerts import no_retry, on_failure
 from sparkify.dbt import data_test_count, dbt_task_group, generate_docs
 from sparkify.lake import LOG_KEY_TEMPLATE
 from sparkify.settings import settings
@@ -53,11 +54,13 @@ SETTINGS = settings()
 def sparkify_daily() -> None:
     @task
     def stage_events(log_key: str, ds: str | None = None) -> dict[str, object]:
-        return staging.stage_events(SETTINGS, pendulum.Date.fromisoformat(ds), log_key)
+        with no_retry():
+            return staging.stage_events(SETTINGS, pendulum.Date.fromisoformat(ds), log_key)
 
     @task
     def stage_songs() -> dict[str, object]:
-        return staging.stage_songs(SETTINGS)
+        with no_retry():
+            return staging.stage_songs(SETTINGS)
 
     @task
     def summary(ds: str | None = None, run_id: str | None = None) -> dict[str, int]:

@@ -10,6 +10,10 @@ it also notifies through that connection:
   connection's ``to`` extra (comma-separated).
 
 Alerting is off by default; a notification that fails is logged and never hides the task's own error.
+
+A failure that waiting cannot fix (bad input over the allowance, a day's file missing from the lake, a failing
+data test) is raised as Airflow's non-retryable failure (``no_retry``): the task fails at once, alerted once.
+Anything else (a warehouse or a lake that does not answer) keeps the task's retries.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -71,3 +77,19 @@ def on_failure(context: dict[str, Any]) -> None:
         log.info("alert sent through connection %s", conn_id)
     except Exception as error:  # an unreachable notifier must not hide the task's own failure
         log.error("alert through connection %s failed: %s", conn_id, error)
+
+
+@contextmanager
+def no_retry() -> Iterator[None]:
+    """Turn the project's deterministic failures raised inside into Airflow's non-retryable failure."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from sparkify.lake import LakeError
+    from sparkify.staging.rules import BadInputError
+
+    try:
+        yield
+    except (BadInputError, LakeError) as error:
+        raise AirflowFailException(
+            f"{type(error).__name__}: {error} (not retried: waiting cannot fix it)"
+        ) from error

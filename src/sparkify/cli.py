@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -23,11 +24,14 @@ from sparkify.local_airflow import (
     admin_password,
     airflow_home,
     running,
+    write_private,
 )
 from sparkify.settings import Settings, settings
 
 # Only the tasks that failed themselves are named: the ones they stopped are counted as not run.
 FAILED_TASK_STATES = {"failed"}
+# A task in one of these states is shown as it happens: which try failed, when the next is, the error.
+TROUBLE_STATES = {"failed", "up_for_retry"}
 
 
 def _is_dbt_test(task_id: str) -> bool:
@@ -57,6 +61,36 @@ class BackfillReport:
         return self.failed == 0 and self.succeeded == self.expected
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM, SIGINT or SIGHUP: stop as Ctrl-C does, every started process with it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def stop_on_signals() -> None:
+    """Make SIGTERM (a supervisor, ``timeout``, ``docker stop``, make passing on its own), SIGINT and SIGHUP
+    unwind the command like Ctrl-C, so that Airflow's processes are stopped on the way out. Signals after the
+    first are ignored: they would interrupt the shutdown itself."""
+
+    def handler(signum: int, _: Any) -> None:
+        for stop_signal in STOP_SIGNALS:
+            signal.signal(stop_signal, signal.SIG_IGN)
+        raise Stopped(signum)
+
+    for stop_signal in STOP_SIGNALS:
+        signal.signal(stop_signal, handler)
+
+
+def exit_code(interrupt: KeyboardInterrupt) -> int:
+    """The shell's code for a command ended by a signal: 128 + its number."""
+    return 128 + (interrupt.signum if isinstance(interrupt, Stopped) else signal.SIGINT)
+
+
 def expected_days(start: str, end: str) -> int:
     return (date.fromisoformat(end) - date.fromisoformat(start)).days + 1
 
@@ -74,19 +108,71 @@ def progress_line(runs: list[dict[str, Any]], total: int, failed_days: int) -> s
     return ", ".join(parts)
 
 
+def first_error_line(airflow: LocalAirflow, run_id: str, task_id: str, try_number: int) -> str:
+    """The first line of the error a task's try failed with, from its log (the API's structured events)."""
+    from urllib.parse import quote
+
+    try:
+        log = airflow.api(
+            "GET",
+            f"/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}/logs/{try_number}",
+            params={"full_content": "true"},
+            headers={"Accept": "application/json"},
+        )
+    except Exception as error:  # the progress output never stops the watch
+        return f"(log unavailable: {str(error).splitlines()[0]})"
+    events = (log.get("content") or []) if isinstance(log, dict) else []
+    for event in reversed(events):
+        details = event.get("error_detail") if isinstance(event, dict) else None
+        if details:
+            raised = [d for d in details if not d.get("is_cause")] or details
+            text = f"{raised[-1].get('exc_type')}: {raised[-1].get('exc_value')}"
+            return text.strip().splitlines()[0]
+    for event in reversed(events):
+        if isinstance(event, dict) and event.get("level") in {"error", "critical"}:
+            return str(event.get("event", "")).strip().splitlines()[0]
+    return "(no error in its log: stopped from outside)"
+
+
+def trouble_line(config: Settings, day: str, ti: dict[str, Any], error: str) -> str:
+    """One task that failed or waits to retry: the task, its try, when the next try is, the error's first line."""
+    from datetime import datetime
+
+    tries = f"try {ti['try_number']} of {ti['max_tries'] + 1}"
+    if ti["state"] == "failed":
+        return f"    {day} {ti['task_id']} failed on {tries}, not retried: {error}"
+    earliest, latest = config.retry_window(ti["try_number"])
+    ended = datetime.fromisoformat(ti["end_date"]) if ti.get("end_date") else None
+    when = (
+        f"next try between {(ended + earliest):%H:%M:%S} and {(ended + latest):%H:%M:%S} UTC"
+        if ended
+        else "next try pending"
+    )
+    return f"    {day} {ti['task_id']} {tries} failed, {when}: {error}"
+
+
 def watch_backfill(
     airflow: LocalAirflow, start: str, end: str, timeout: float, out: Any = sys.stdout
 ) -> BackfillReport:
-    """Poll the runs of [start, end] until all are finished, printing progress when it changes."""
+    """Poll the runs of [start, end] until all are finished, printing progress when it changes, and each task
+    that fails or waits to retry as it happens."""
     total = expected_days(start, end)
     started = time.monotonic()
     last_line = ""
     failed_tasks: dict[str, list[str]] = {}
+    shown: set[tuple[str, str, int, str]] = set()
     while True:
         airflow.check_alive()
         runs = airflow.runs(start, end)
         for run in runs:
             day = run["logical_date"][:10]
+            if run["state"] == "running" or (run["state"] == "failed" and day not in failed_tasks):
+                for ti in airflow.task_instances(run["dag_run_id"]):
+                    key = (day, ti["task_id"], ti["try_number"], ti["state"])
+                    if ti["state"] in TROUBLE_STATES and key not in shown:
+                        shown.add(key)
+                        error = first_error_line(airflow, run["dag_run_id"], ti["task_id"], ti["try_number"])
+                        print(trouble_line(airflow.settings, day, ti, error), file=out, flush=True)
             if run["state"] == "failed" and day not in failed_tasks:
                 failed_tasks[day] = sorted(
                     ti["task_id"]
@@ -189,12 +275,20 @@ def cmd_backfill(args: argparse.Namespace, keep_ui: bool) -> int:
         )
         try:
             report = watch_backfill(airflow, args.start, args.end, timeout=args.timeout)
-        except KeyboardInterrupt:
-            print(
-                "\nInterrupted: stopping Airflow. The next `make backfill` or `make demo` cancels this backfill.",
-                flush=True,
-            )
-            return 130
+        except KeyboardInterrupt as interrupt:
+            print(f"\nInterrupted ({interrupt}): cancelling backfill {backfill['id']} ...", flush=True)
+            try:
+                marked = airflow.abandon_backfill(backfill["id"], args.start, args.end)
+            except Exception as error:  # stopping Airflow matters more: the next backfill cancels it then
+                print(f"  could not cancel it ({str(error).splitlines()[0]})", flush=True)
+            else:
+                print(
+                    f"  unfinished runs marked failed: {', '.join(marked) or 'none'}; "
+                    "the next `make backfill` of those days runs them again",
+                    flush=True,
+                )
+            print("Stopping Airflow ...", flush=True)
+            return exit_code(interrupt)
         if not airflow.wait_backfill_completed(backfill["id"]):
             print(
                 f"Backfill {backfill['id']} not marked complete by the scheduler yet: the next backfill cancels it, "
@@ -307,8 +401,7 @@ def cmd_stack_env(_: argparse.Namespace) -> int:
                 name, value = line.split("=", 1)
                 existing[name.strip()] = value.strip()
     values = stack_values(existing)
-    path.write_text("".join(f"{name}={value}\n" for name, value in values.items()))
-    path.chmod(0o600)
+    write_private(path, "".join(f"{name}={value}\n" for name, value in values.items()))
     added = sorted(values.keys() - existing.keys())
     print(
         f"{path}: {len(added)} value(s) generated ({', '.join(added) or 'none'}), {len(existing)} kept",
@@ -326,7 +419,13 @@ def cmd_docs(_: argparse.Namespace) -> int:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    columns, rows = summary.query(settings(), args.query)
+    from sparkify.warehouse import QueryError
+
+    try:
+        columns, rows = summary.query(settings(), args.query)
+    except QueryError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(summary.format_table(columns, rows))
     return 0
 
@@ -370,13 +469,18 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_manifest(args)
     if args.command == "stage":
         return cmd_stage(args)
-    if args.command in {"backfill", "demo"}:
-        for value in (args.start, args.end):
-            date.fromisoformat(value)
-        if args.start > args.end:
-            parser.error(f"--start {args.start} is after --end {args.end}")
-        return cmd_backfill(args, keep_ui=args.command == "demo")
-    return cmd_airflow(args)
+    stop_on_signals()
+    try:
+        if args.command in {"backfill", "demo"}:
+            for value in (args.start, args.end):
+                date.fromisoformat(value)
+            if args.start > args.end:
+                parser.error(f"--start {args.start} is after --end {args.end}")
+            return cmd_backfill(args, keep_ui=args.command == "demo")
+        return cmd_airflow(args)
+    except KeyboardInterrupt as interrupt:  # while Airflow was starting or stopping: it is stopped
+        print(f"\nStopped ({interrupt})", flush=True)
+        return exit_code(interrupt)
 
 
 if __name__ == "__main__":

@@ -21,10 +21,23 @@ from typing import Any
 LOG_KEY_TEMPLATE = "log_data/{{ logical_date.strftime('%Y/%m') }}/{{ ds }}-events.json"
 SONG_KEY = re.compile(r"song_data/[^/]+/[^/]+/[^/]+/[^/]+\.json")
 _DOWNLOAD_THREADS = 16
+# A key that climbs out of its folder (``..``), names the folder itself (``.``), is absolute, or holds a glob or
+# escape character: in a local lake or a temporary folder it would reach other files, in COPY other objects.
+_UNSAFE_KEY = re.compile(r"(^|/)\.{1,2}(/|$)|^/|//|[*?\[\]{}\\\x00-\x1f]")
 
 
 class LakeError(FileNotFoundError):
     """A file the pipeline needs is not in the lake."""
+
+
+def check_key(key: str, what: str = "lake key") -> str:
+    """``key`` if it is a plain path below the lake's root, else a ``ValueError`` naming it."""
+    if not key or _UNSAFE_KEY.search(key):
+        raise ValueError(
+            f"{what} {key!r} refused: a key is a plain path below the lake's root, without '.' or '..' parts, "
+            "'//', a leading '/', glob characters (* ? [ ] { }), backslashes or control characters"
+        )
+    return key
 
 
 @dataclass(frozen=True)
@@ -49,6 +62,12 @@ class Lake:
     root: str
     aws_conn_id: str = "aws_default"
 
+    def __post_init__(self) -> None:
+        if not self.is_local:
+            prefix = self.bucket_and_prefix()[1]
+            if prefix:
+                check_key(prefix, "the lake's S3 prefix")
+
     @staticmethod
     def log_key(day: date) -> str:
         """The bucket-relative key of a day's event log, ``log_data/2018/11/2018-11-01-events.json``."""
@@ -59,7 +78,7 @@ class Lake:
         return "://" not in self.root
 
     def uri(self, key: str) -> str:
-        return f"{self.root.rstrip('/')}/{key}"
+        return f"{self.root.rstrip('/')}/{check_key(key)}"
 
     # -- S3 -------------------------------------------------------------------------------------------------
     def bucket_and_prefix(self) -> tuple[str, str]:
@@ -103,14 +122,14 @@ class Lake:
             for item in page.get("Contents", []):
                 key = item["Key"][len(start) :]
                 if SONG_KEY.fullmatch(key):
-                    objects.append((key, f"{item['Size']} {item['ETag']}"))
+                    objects.append((check_key(key, "song file key"), f"{item['Size']} {item['ETag']}"))
         return sorted(objects)
 
     # -- what staging uses -----------------------------------------------------------------------------------
     @contextmanager
     def log_file(self, day: date, key: str | None = None) -> Iterator[tuple[str, Path]]:
         """The day's log file as a local path, with its lake URI; an error naming it when it is missing."""
-        key = key or self.log_key(day)
+        key = check_key(key or self.log_key(day), "the day's log key")
         if self.is_local:
             path = Path(self.root) / key
             if not path.is_file():

@@ -42,12 +42,21 @@ def airflow_home(settings: Settings) -> Path:
     return Path(os.environ.get("AIRFLOW_HOME", settings.root / ".local" / "airflow"))
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write a file that only its owner can read: created with mode 0600 (the umask can only narrow it), so it is
+    never readable by others, not even until a chmod; an existing file is replaced whole, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as fh:
+        fh.write(text)
+    temporary.replace(path)
+
+
 def _secret(path: Path) -> str:
     """A random value generated once per AIRFLOW_HOME and kept there (never in the repository)."""
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(24))
-        path.chmod(0o600)
+        write_private(path, secrets.token_urlsafe(24))
     return path.read_text().strip()
 
 
@@ -58,9 +67,7 @@ def airflow_env(
     env = dict(os.environ if base is None else base)
     passwords = home / "passwords.json"
     if not passwords.exists():
-        home.mkdir(parents=True, exist_ok=True)
-        passwords.write_text(json.dumps({ADMIN_USER: secrets.token_urlsafe(12)}))
-        passwords.chmod(0o600)
+        write_private(passwords, json.dumps({ADMIN_USER: secrets.token_urlsafe(12)}))
     env.update(
         {
             "AIRFLOW_HOME": str(home),
@@ -258,10 +265,11 @@ class LocalAirflow:
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
         if self._token is None:
             self._token = self._login()
+        headers = {"Authorization": f"Bearer {self._token}", **kwargs.pop("headers", {})}
         response = httpx.request(
             method,
             f"{self.url}/api/v2{path}",
-            headers={"Authorization": f"Bearer {self._token}"},
+            headers=headers,
             timeout=30,
             **kwargs,
         )
@@ -306,6 +314,19 @@ class LocalAirflow:
                 self.api("PUT", f"/backfills/{backfill['id']}/cancel")
                 cancelled.append(backfill["id"])
         return cancelled
+
+    def abandon_backfill(self, backfill_id: int, start: str, end: str) -> list[str]:
+        """Before stopping mid-backfill: cancel the backfill and mark its unfinished runs failed (Airflow stops
+        their tasks), so that nothing is left running in the metadata database for the next start to find as a
+        task that died, and wait out a retry for. The next backfill of those days reruns them. The days of the
+        runs marked failed."""
+        self.api("PUT", f"/backfills/{backfill_id}/cancel")
+        marked = []
+        for run in self.runs(start, end):
+            if run["state"] in {"queued", "running"}:
+                self.api("PATCH", f"/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}", json={"state": "failed"})
+                marked.append(run["logical_date"][:10])
+        return marked
 
     def wait_backfill_completed(self, backfill_id: int, timeout: float = 45) -> bool:
         """Wait for the scheduler to mark a finished backfill complete (it checks every 30 s, hard-coded). One
@@ -471,8 +492,8 @@ def running(
         # the scheduler starts once the backfill is created.
         airflow.held = ("scheduler",)
         components = tuple(c for c in components if c != "scheduler")
-    airflow.start(components)
     try:
+        airflow.start(components)
         airflow.wait_ready()
         yield airflow
     finally:

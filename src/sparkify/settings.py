@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -71,6 +72,9 @@ class PostgresSettings:
     user: str
     database: str
     password: str = field(repr=False)
+    # The login `make sql` uses: it can read the warehouse's schemas and nothing else (created on first use).
+    reader: str = "sparkify_reader"
+    reader_password: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,8 @@ class Settings:
     raw_schema: str
     aws_conn_id: str
     redshift_conn_id: str
+    # The connection `make sql` uses on Redshift: its login can only read (created on first use).
+    redshift_reader_conn_id: str
     redshift_region: str | None
     redshift_jsonpaths: str | None
     dbt_project_dir: Path
@@ -121,6 +127,18 @@ class Settings:
         """DuckDB allows one writing process per file, so its writers share a one-slot pool."""
         return self.duckdb_pool if self.warehouse == "duckdb" else None
 
+    @property
+    def max_retry_delay(self) -> timedelta:
+        return max(self.retry_delay, timedelta(minutes=30))
+
+    def retry_window(self, failed_try: int) -> tuple[timedelta, timedelta]:
+        """When, after the end of ``failed_try``, Airflow starts the next try: exponential back-off from
+        ``retry_delay``, doubled per try, spread over [b, 2b) per task so retries do not start together, capped."""
+        backoff = max(1, math.ceil(self.retry_delay.total_seconds() * 2 ** (failed_try - 1)))
+        return tuple(  # type: ignore[return-value]
+            min(timedelta(seconds=seconds), self.max_retry_delay) for seconds in (backoff, 2 * backoff - 1)
+        )
+
     def default_task_args(self) -> dict[str, object]:
         # Retries back off exponentially (delay x 2 per try, capped): a warehouse or lake that is down for a while
         # is waited for, not hammered.
@@ -128,7 +146,7 @@ class Settings:
             "retries": self.retries,
             "retry_delay": self.retry_delay,
             "retry_exponential_backoff": 2.0,
-            "max_retry_delay": max(self.retry_delay, timedelta(minutes=30)),
+            "max_retry_delay": self.max_retry_delay,
         }
         if self.writer_pool:
             args["pool"] = self.writer_pool
@@ -160,6 +178,10 @@ def from_env(environ: os._Environ[str] | dict[str, str] | None = None) -> Settin
         lake = str(Path(lake).expanduser().resolve())
     elif not lake.startswith("s3://"):
         raise ValueError(f"SPARKIFY_LAKE must be a local directory or s3://bucket/prefix, got {lake!r}")
+    else:
+        from sparkify.lake import Lake
+
+        Lake(lake)  # its prefix checked: no '..', no glob characters
     return _check_duckdb_name(
         Settings(
             root=root,
@@ -176,10 +198,15 @@ def from_env(environ: os._Environ[str] | dict[str, str] | None = None) -> Settin
                     env.get("SPARKIFY_PG_DATABASE", "sparkify"), "SPARKIFY_PG_DATABASE"
                 ),
                 password=env.get("SPARKIFY_PG_PASSWORD", ""),
+                reader=validate_identifier(
+                    env.get("SPARKIFY_PG_READER", "sparkify_reader"), "SPARKIFY_PG_READER"
+                ),
+                reader_password=env.get("SPARKIFY_PG_READER_PASSWORD", ""),
             ),
             raw_schema=validate_identifier(env.get("SPARKIFY_RAW_SCHEMA", "landing"), "SPARKIFY_RAW_SCHEMA"),
             aws_conn_id=env.get("SPARKIFY_AWS_CONN_ID", "aws_default"),
             redshift_conn_id=env.get("SPARKIFY_REDSHIFT_CONN_ID", "redshift_default"),
+            redshift_reader_conn_id=env.get("SPARKIFY_REDSHIFT_READER_CONN_ID", "redshift_reader"),
             redshift_region=env.get("SPARKIFY_REDSHIFT_REGION") or None,
             redshift_jsonpaths=env.get("SPARKIFY_REDSHIFT_JSONPATHS") or None,
             dbt_project_dir=root / "dbt_sparkify",

@@ -131,10 +131,9 @@ def log_counts(
 
 
 def query(settings: Settings, sql: str) -> tuple[list[str], list[tuple[object, ...]]]:
-    """Run one read-only query on the warehouse: column names and rows."""
-    with warehouse.cursor(settings) as cur:
-        cur.execute(sql)
-        return [column[0] for column in cur.description], cur.fetchall()
+    """Run one query that can change nothing on the warehouse (``warehouse.read_only_query``): column names
+    and rows."""
+    return warehouse.read_only_query(settings, sql)
 
 
 def format_table(columns: list[str], rows: list[tuple[object, ...]]) -> str:

@@ -169,7 +169,23 @@ class DbtRunSensor(_Poking, DbtRunWatcherOperator):
 
 
 class DbtTestSensor(_Poking, DbtTestWatcherOperator):
-    """The result of a model's tests, or of a detached test, in the producer's build."""
+    """The result of a model's tests, or of a detached test, in the producer's build. A test that failed (its
+    query returned rows, dbt's status ``fail``) fails the task without retries: the data stays as it is until
+    someone fixes it. A test that could not run (``error``: a warehouse down) keeps its retries."""
+
+    def poke(self, context: Any) -> bool:
+        from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
+
+        try:
+            return super().poke(context)
+        except (AirflowFailException, AirflowSkipException):
+            raise
+        except AirflowException as error:
+            if self._get_node_status(context["ti"], context) == "fail":
+                raise AirflowFailException(
+                    f"{error}: a failing data test is not retried; fix the data, then clear this task"
+                ) from error
+            raise
 
 
 class DbtSourceSensor(_Poking, DbtSourceWatcherOperator):

@@ -317,13 +317,20 @@ def test_rerun_is_idempotent_and_a_missing_day_fails_the_backfill(workspace, fir
     assert result.returncode == 1, result.report
     assert "runs: 1 succeeded, 1 failed" in result.stdout, result.report
     assert "2018-11-03 failed: stage_events" in result.stdout, result.report
-    # The missing file failed staging, alerted with the expected path, and nothing downstream ran.
+    # As it happened, the progress output named the task, its try and the error's first line.
+    assert (
+        "2018-11-03 stage_events failed on try 1 of 2, not retried: AirflowFailException: LakeError: "
+        "no event log for 2018-11-03"
+    ) in result.stdout, result.report
+    # The missing file failed staging at once, with no retry (waiting cannot bring it), alerted with the
+    # expected path, and nothing downstream ran.
     [run_dir] = Path(workspace["env"]["AIRFLOW_HOME"], "logs", "dag_id=sparkify_daily").glob(
         "run_id=*2018-11-03*"
     )
     ran = {path.name.removeprefix("task_id=") for path in run_dir.iterdir()}
     assert ran == {"stage_events", "stage_songs"}
-    last_attempt = max((run_dir / "task_id=stage_events").glob("attempt=*.log"))
+    [last_attempt] = (run_dir / "task_id=stage_events").glob("attempt=*.log")
+    assert last_attempt.name == "attempt=1.log"
     alerts = [line for line in last_attempt.read_text().splitlines() if ALERT_PREFIX in line]
     assert len(alerts) == 1 and "log_data/2018/11/2018-11-03-events.json" in alerts[0]
     loaded_after = fetch(

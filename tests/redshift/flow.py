@@ -31,6 +31,11 @@ STAGING_TASKS = (
 SQL_QUERY = "select level, count(*) as plays from analytics.fct_songplays group by level order by level"
 
 
+# The login `make sql` reads with on the stand-in (a login of the PostgreSQL server behind it, created by the
+# project's own code on first use).
+READER_LOGIN = "sparkify_redshift_reader"
+
+
 def redshift_env(lake: str, pg_database: str, tmp_path: Path) -> dict[str, str]:
     """The environment of a Redshift deployment, its connections as Airflow reads them."""
     connection = {
@@ -47,6 +52,9 @@ def redshift_env(lake: str, pg_database: str, tmp_path: Path) -> dict[str, str]:
         "SPARKIFY_LAKE": lake,
         "SPARKIFY_DBT_DOCS_DIR": str(tmp_path / "dbt_docs"),
         "AIRFLOW_CONN_REDSHIFT_DEFAULT": json.dumps(connection),
+        "AIRFLOW_CONN_REDSHIFT_READER": json.dumps(
+            {**connection, "login": READER_LOGIN, "password": "stand-in-reader"}
+        ),
         "DO_NOT_TRACK": "1",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
         "DBT_TARGET_PATH": str(tmp_path / "dbt-target"),

@@ -112,13 +112,19 @@ class RedshiftOnPostgres:
         with self._pg(autocommit=True) as con, con.cursor() as cur:
             cur.execute(SHIM_SQL)
 
-    def _pg(self, autocommit: bool = False) -> psycopg2.extensions.connection:
-        con = psycopg2.connect(**self.dsn)
+    def _pg(self, autocommit: bool = False, user: str | None = None) -> psycopg2.extensions.connection:
+        con = psycopg2.connect(**{**self.dsn, **({"user": user} if user else {})})
         con.autocommit = autocommit
         return con
 
-    def connect(self, **_: Any) -> RecordingConnection:
-        return RecordingConnection(self, self._pg())
+    def connect(self, user: str | None = None, **_: Any) -> RecordingConnection:
+        """A connection as the stand-in's own PostgreSQL login, or as ``user`` when the project created that
+        login (as it does the one `make sql` reads with): its privileges are then the login's own."""
+        with self._pg(autocommit=True) as con, con.cursor() as cur:
+            cur.execute("select 1 from pg_roles where rolname = %s and rolcanlogin and not rolsuper", [user])
+            created = cur.fetchone() is not None
+        con.close()
+        return RecordingConnection(self, self._pg(user=user if created else None))
 
     # COPY ---------------------------------------------------------------------------------------------------
 

@@ -88,3 +88,36 @@ def test_only_s3_uris_are_lakes():
 
     with pytest.raises(ValueError, match="s3://bucket/prefix"):
         from_env({"SPARKIFY_LAKE": "gs://bucket/lake"})
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "../../etc/passwd",
+        "log_data/2018/11/*.json",
+        "log_data/./x.json",
+        "/log_data/x.json",
+        "log_data/[ab].json",
+    ],
+)
+def test_a_key_that_escapes_or_globs_is_refused(small_lake, make_settings, key):
+    settings = make_settings(small_lake.root)
+    with pytest.raises(ValueError, match="refused: a key is a plain path below the lake's root"):
+        staging.stage_events(settings, date(2018, 11, 1), key)
+
+
+def test_a_lake_prefix_that_escapes_or_globs_is_refused():
+    from sparkify.settings import from_env
+
+    for lake in ("s3://bucket/raw/../other", "s3://bucket/raw*"):
+        with pytest.raises(ValueError, match="the lake's S3 prefix"):
+            from_env({"SPARKIFY_LAKE": lake})
+
+
+def test_a_song_object_whose_key_climbs_out_is_refused_before_any_download(s3_server, s3_lake):
+    bucket, prefix = Lake(s3_lake).bucket_and_prefix()
+    hostile = f"{prefix}/song_data/../../x/outside.json"
+    s3_client(s3_server).put_object(Bucket=bucket, Key=hostile, Body=b"{}")
+    assert any(o["Key"] == hostile for o in s3_client(s3_server).list_objects_v2(Bucket=bucket)["Contents"])
+    with pytest.raises(ValueError, match=r"song file key 'song_data/\.\./\.\./x/outside\.json' refused"):
+        Lake(s3_lake).song_listing()

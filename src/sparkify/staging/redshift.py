@@ -144,6 +144,8 @@ def staging_tasks(settings: Settings) -> list[Any]:
     from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
     from airflow.sdk import TaskGroup, task
 
+    from sparkify.alerts import no_retry
+
     lake = Lake(settings.lake)
     bucket, prefix = lake.bucket_and_prefix()
     key_prefix = f"{prefix}/" if prefix else ""
@@ -157,11 +159,13 @@ def staging_tasks(settings: Settings) -> list[Any]:
     # them under Rendered Template).
     @task(params=params)
     def publish_events(sql: str, load_table: str, source: str) -> dict[str, object]:
-        return publish(settings, schema.EVENTS, sql, load_table, source, "lines").__dict__
+        with no_retry():
+            return publish(settings, schema.EVENTS, sql, load_table, source, "lines").__dict__
 
     @task(params=params)
     def publish_songs(sql: str, load_table: str, source: str) -> dict[str, object]:
-        return publish(settings, schema.SONGS, sql, load_table, source, "song files").__dict__
+        with no_retry():
+            return publish(settings, schema.SONGS, sql, load_table, source, "song files").__dict__
 
     with TaskGroup(group_id="stage_events") as stage_events:
         prepare = SQLExecuteQueryOperator(
