@@ -108,6 +108,12 @@ def postgres_server() -> dict[str, str]:
     return {key: value for key, value in os.environ.items() if key.startswith("SPARKIFY_PG_")}
 
 
+def reader_of(database: str) -> str:
+    """The login `make sql` reads a test's database with: its own, so that tests never share one (logins are
+    the server's, not a database's), dropped with the database."""
+    return f"{database}_reader"
+
+
 def drop_database(name: str) -> None:
     pg = from_env(os.environ).postgres
     con = psycopg2.connect(host=pg.host, port=pg.port, user=pg.user, password=pg.password, dbname="postgres")
@@ -115,6 +121,7 @@ def drop_database(name: str) -> None:
         con.autocommit = True
         with con.cursor() as cur:
             cur.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+            cur.execute(sql.SQL("drop role if exists {}").format(sql.Identifier(reader_of(name))))
     finally:
         con.close()
 
@@ -137,9 +144,11 @@ def make_settings(tmp_path: Path, request, warehouse_name) -> Iterator[object]:
     """Settings for a new, empty warehouse of the test's kind (DuckDB file or PostgreSQL database)."""
     extra_env: dict[str, str] = {}
     if warehouse_name == "postgres":
+        database = request.getfixturevalue("pg_database")
         extra_env = {
             "SPARKIFY_WAREHOUSE": "postgres",
-            "SPARKIFY_PG_DATABASE": request.getfixturevalue("pg_database"),
+            "SPARKIFY_PG_DATABASE": database,
+            "SPARKIFY_PG_READER": reader_of(database),
         }
 
     def _make(lake: Path, **extra: str) -> Settings:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from sparkify.watcher import TEST_FINISHED, lean
+from sparkify.watcher import TEST_FINISHED, failed_test, lean
 
 
 def line(name: str, resource_type: str | None = None, unique_id: str = "", status: str = "success") -> str:
@@ -42,3 +42,14 @@ def test_a_detached_test_and_other_nodes_keep_their_event():
         "a line that is not JSON",
     ):
         assert lean(original, frozenset({detached})) == original
+
+
+def test_only_a_test_that_ran_and_failed_is_a_failed_test():
+    test = "test.sparkify.accepted_values_stg_sparkify__events_level"
+    assert failed_test(line("NodeFinished", "test", test, "fail")) == test
+    assert failed_test(lean(line("NodeFinished", "test", test, "fail"), frozenset())) == test  # renamed
+    for status in ("error", "skipped", "pass", "warn"):
+        assert failed_test(line("NodeFinished", "test", test, status)) is None
+    assert failed_test(line("NodeFinished", "model", "model.sparkify.dim_users", "fail")) is None
+    assert failed_test(line("NodeStart", "test", test, "fail")) is None
+    assert failed_test("not json") is None

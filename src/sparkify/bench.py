@@ -12,6 +12,8 @@ Measured side by side in one run, so ratios hold on a shared machine:
    events/s, peak memory of every Airflow process and task, time split into staging / dbt / orchestration, and
    a plot (docs/benchmark_scale.png).
 5. ``make demo``'s backfill, November at scale 1, measured whole.
+6. A hostile day file: one line of ``--hostile-gib`` GiB among a day's events, staged on DuckDB and PostgreSQL in
+   a fresh process each; its peak RSS against the same day without that line.
 
 Where a target is missed, the sections add what the profile shows: pyinstrument call trees of the DAG import
 and of staging, and where a day's run spends its time (from its task instances).
@@ -412,6 +414,103 @@ def staging_throughput(
         )
     finally:
         _drop_database(pg_settings)
+    return rows
+
+
+# Staging a day in a fresh process: prints the records, the quarantined ones, and the process's peak RSS.
+_STAGE_AND_MEASURE = """
+import resource
+from datetime import date
+from sparkify import staging
+from sparkify.settings import from_env
+result = staging.stage_events(from_env(), date.fromisoformat({day!r}))
+print(result["records"], result["quarantined"], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+# What the hostile line may add to staging's peak memory: the screen holds at most one record's limit of it.
+HOSTILE_RSS_TARGET = 64 * 2**20
+
+
+def _write_hostile_day(source: Path, target: Path, size: int) -> None:
+    """``source``'s lines with one line of ``size`` bytes (a JSON object with one long string) after the first."""
+    lines = source.read_bytes().splitlines(keepends=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("wb") as fh:
+        fh.write(lines[0])
+        head, tail = b'{"artist": "', b'"}\n'
+        fh.write(head)
+        block, left = b"x" * 2**20, size - len(head) - len(tail)
+        while left > 0:
+            fh.write(block[: min(left, len(block))])
+            left -= len(block)
+        fh.write(tail)
+        fh.writelines(lines[1:])
+
+
+def hostile_file(work: Path, gib: float) -> list[Row]:
+    """Peak RSS of staging a day holding one huge line, on each warehouse, against the same day without it."""
+    source = generate(work / "source", scale=10, seed=5, days=1)
+    day_file = source.root / Lake.log_key(DAY)
+    clean = work / "clean"
+    shutil.copytree(source.root, clean)
+    hostile = work / "hostile"
+    shutil.copytree(source.root, hostile)
+    size = int(gib * 2**30)
+    _write_hostile_day(day_file, hostile / Lake.log_key(DAY), size)
+    rows = [
+        Row(
+            "Hostile",
+            f"day file: {day_file.stat().st_size / 1e6:.1f} MB of events and one line of {size:,} bytes",
+            "",
+            "",
+        )
+    ]
+    database = f"sparkify_bench_hostile_{os.getpid()}"
+    for warehouse in ("duckdb", "postgres"):
+        peaks = {}
+        for name, lake in (("without", clean), ("with", hostile)):
+            env = {
+                **os.environ,
+                "SPARKIFY_WAREHOUSE": warehouse,
+                "SPARKIFY_LAKE": str(lake),
+                "SPARKIFY_DUCKDB_PATH": str(work / f"{name}.duckdb"),
+                "SPARKIFY_PG_DATABASE": database,
+                "SPARKIFY_MAX_BAD_RATIO": "1",
+            }
+            settings = from_env(env)
+            if warehouse == "postgres":
+                from sparkify.staging import postgres
+
+                try:
+                    postgres.ensure_database(settings)
+                except Exception as error:
+                    rows.append(Row("Hostile", "PostgreSQL", "not measured", f"no server: {error}"))
+                    break
+            started = time.perf_counter()
+            out = subprocess.run(
+                [sys.executable, "-c", _STAGE_AND_MEASURE.format(day=DAY.isoformat())],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.split()
+            records, quarantined, peak = (int(value) for value in out[-3:])
+            peaks[name] = (peak, records, quarantined, time.perf_counter() - started)
+        if warehouse == "postgres" and "with" in peaks:
+            _drop_database(from_env({**os.environ, "SPARKIFY_PG_DATABASE": database}))
+        if len(peaks) < 2:
+            continue
+        added = peaks["with"][0] - peaks["without"][0]
+        rows.append(
+            Row(
+                "Hostile",
+                f"{warehouse}: peak RSS staging the day with the line (without it)",
+                f"{peaks['with'][0] / 2**20:.0f} MiB ({peaks['without'][0] / 2**20:.0f} MiB)",
+                f"+{added / 2**20:.0f} MiB for the {size / 2**30:.1f} GiB line (target < "
+                f"{HOSTILE_RSS_TARGET / 2**20:.0f} MiB: {'met' if added < HOSTILE_RSS_TARGET else 'MISSED'}); "
+                f"{peaks['with'][2]} of {peaks['with'][1]:,} lines quarantined; {peaks['with'][3]:.1f} s "
+                f"({peaks['without'][3]:.1f} s without)",
+            )
+        )
     return rows
 
 
@@ -834,13 +933,14 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-SECTIONS = ("parse", "staging", "day", "scale", "demo")
+SECTIONS = ("parse", "staging", "day", "scale", "demo", "hostile")
 SECTION_TITLES = {
     "parse": "1. DAG parse",
     "staging": "2. Staging throughput",
     "day": "3. One day through Airflow vs. raw, by Cosmos execution mode",
     "scale": "4. The backfill at scale",
     "demo": "5. `make demo`'s backfill",
+    "hostile": "6. A hostile file: one huge line",
 }
 PLOT = Path("docs") / "benchmark_scale.png"
 
@@ -876,6 +976,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--scales", default="1,10,100", help="generator scales of the backfill section")
     parser.add_argument("--days", type=int, default=30, help="days of November in the backfill section")
+    parser.add_argument("--hostile-gib", type=float, default=1.0, help="size of the hostile line, in GiB")
     parser.add_argument("--out", type=Path, help="markdown file to update (default: docs/BENCHMARKS.md)")
     args = parser.parse_args(argv)
     settings = from_env()
@@ -892,6 +993,8 @@ def main(argv: list[str] | None = None) -> int:
                 rows = dag_parse(settings, args.parse_runs, env, profiles)
             elif name == "staging":
                 rows = staging_throughput(settings, work / "staging", args.copies, args.sample, profiles)
+            elif name == "hostile":
+                rows = hostile_file(work / "hostile", args.hostile_gib)
             elif name == "day":
                 rows = one_day(settings, work / "day", env, args.execution or ["local", "watcher"], profiles)
             elif name == "demo":

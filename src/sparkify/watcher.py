@@ -71,6 +71,27 @@ def lean(line: str, own_event_tests: frozenset[str]) -> str | None:
     return line
 
 
+def failed_test(line: str) -> str | None:
+    """The unique id of the test whose final event ``line`` is, when that test ran and failed (dbt's status
+    ``fail``: its query returned rows). Not a test that could not run (``error``), nor one skipped because
+    something upstream failed, both of which Cosmos reports to the sensors as failed too."""
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(event, dict) or (event.get("info") or {}).get("name") not in {
+        "NodeFinished",
+        TEST_FINISHED,
+    }:
+        return None
+    node = (event.get("data") or {}).get("node_info") or {}
+    if node.get("resource_type") == "test" and node.get("node_status") == "fail":
+        return node.get("unique_id")
+    return None
+
+
+# The producer's XCom, per model (or detached test), when one of its tests ran and failed in the build.
+TEST_FAILED_KEY = "sparkify_test_failed__"
 # The producer's XCom with its run's clear number when its build started: the build of a run cleared N times.
 BUILD_CLEAR_NUMBER_KEY = "sparkify_build_clear_number"
 # Producer states in which its XComs are its latest build's (Airflow clears a task's XComs as a try starts).
@@ -113,6 +134,11 @@ class DbtBuildProducer(DbtProducerWatcherOperator):
         def parse_lean(line: str, extra_kwargs: Any) -> None:
             if (kept := lean(line, own_event_tests)) is not None:
                 parse(kept, extra_kwargs)
+                if (test := failed_test(kept)) is not None:
+                    ti = extra_kwargs["context"]["ti"]
+                    for model, tests in self.tests_per_model.items():
+                        if test in tests:
+                            ti.xcom_push(key=TEST_FAILED_KEY + model, value=test)
 
         return parse_lean
 
@@ -169,9 +195,11 @@ class DbtRunSensor(_Poking, DbtRunWatcherOperator):
 
 
 class DbtTestSensor(_Poking, DbtTestWatcherOperator):
-    """The result of a model's tests, or of a detached test, in the producer's build. A test that failed (its
-    query returned rows, dbt's status ``fail``) fails the task without retries: the data stays as it is until
-    someone fixes it. A test that could not run (``error``: a warehouse down) keeps its retries."""
+    """The result of a model's tests, or of a detached test, in the producer's build. When one of them ran and
+    failed in the build the sensor reads (dbt's status ``fail``: its query returned rows), the task fails
+    without retries: the data stays as it is until someone fixes it. Any other failed result keeps the retries:
+    a test that could not run (``error``: a warehouse down), or one the build skipped after an upstream failure
+    (a task cleared after the fix then runs its node itself on its retry)."""
 
     def poke(self, context: Any) -> bool:
         from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
@@ -181,9 +209,12 @@ class DbtTestSensor(_Poking, DbtTestWatcherOperator):
         except (AirflowFailException, AirflowSkipException):
             raise
         except AirflowException as error:
-            if self._get_node_status(context["ti"], context) == "fail":
+            ti = context["ti"]
+            failed = ti.xcom_pull(task_ids=self.producer_task_id, key=TEST_FAILED_KEY + self.model_unique_id)
+            if failed:
                 raise AirflowFailException(
-                    f"{error}: a failing data test is not retried; fix the data, then clear this task"
+                    f"{error}: {failed} failed; a failing data test is not retried: fix the data, then clear "
+                    "this task"
                 ) from error
             raise
 

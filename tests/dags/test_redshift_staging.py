@@ -75,7 +75,9 @@ def test_staging_tasks_on_redshift(dag):
 
 def test_events_copy_for_a_day(dag):
     task = dag.get_task("stage_events.copy")
-    assert type(task).__name__ == "S3ToRedshiftOperator"
+    from airflow.providers.amazon.aws.transfers.s3_to_redshift import S3ToRedshiftOperator
+
+    assert isinstance(task, S3ToRedshiftOperator) and type(task).__name__ == "DayLogCopy"
     assert task.method == "APPEND"
     assert (task.redshift_conn_id, task.aws_conn_id) == ("redshift_default", "aws_default")
     sql = rendered_copy(task)

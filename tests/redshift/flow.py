@@ -18,7 +18,7 @@ import pytest
 from sparkify import cli, summary
 from sparkify.dbt import RUN_DATE_ENV, data_test_count, generate_docs, run_dbt
 from sparkify.settings import Settings
-from tests.conftest import REPO
+from tests.conftest import REPO, reader_of
 from tests.redshift.shim import RedshiftOnPostgres, Statement
 
 STAGING_TASKS = (
@@ -29,11 +29,6 @@ STAGING_TASKS = (
     "stage_songs.publish",
 )
 SQL_QUERY = "select level, count(*) as plays from analytics.fct_songplays group by level order by level"
-
-
-# The login `make sql` reads with on the stand-in (a login of the PostgreSQL server behind it, created by the
-# project's own code on first use).
-READER_LOGIN = "sparkify_redshift_reader"
 
 
 def redshift_env(lake: str, pg_database: str, tmp_path: Path) -> dict[str, str]:
@@ -52,8 +47,9 @@ def redshift_env(lake: str, pg_database: str, tmp_path: Path) -> dict[str, str]:
         "SPARKIFY_LAKE": lake,
         "SPARKIFY_DBT_DOCS_DIR": str(tmp_path / "dbt_docs"),
         "AIRFLOW_CONN_REDSHIFT_DEFAULT": json.dumps(connection),
+        # `make sql`'s login: one of the PostgreSQL server behind the stand-in, created by the project's code.
         "AIRFLOW_CONN_REDSHIFT_READER": json.dumps(
-            {**connection, "login": READER_LOGIN, "password": "stand-in-reader"}
+            {**connection, "login": reader_of(pg_database), "password": "stand-in-reader"}
         ),
         "DO_NOT_TRACK": "1",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",

@@ -294,7 +294,12 @@ class RecordingCursor:
         if _COPY.match(bound):
             self.copied = self.connection.shim.copy(self._cur, bound)
             return self
-        self._cur.execute(translate(bound))
+        try:
+            self._cur.execute(translate(bound))
+        except psycopg2.Error as error:  # as redshift_connector reports a statement the server refused
+            import redshift_connector
+
+            raise redshift_connector.ProgrammingError(str(error)) from error
         return self
 
     def executemany(self, sql: str, rows: Any) -> RecordingCursor:

@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 
 from sparkify import settings as settings_module
 from sparkify.datagen import generate
@@ -109,11 +110,13 @@ def test_above_the_allowance_the_day_fails_and_nothing_is_published(run, monkeyp
     try:
         run_task(run.shim, "stage_events.prepare", DAY)
         run_task(run.shim, "stage_events.copy", DAY)
-        with pytest.raises(rules.BadInputError) as error:
+        # Airflow's non-retryable failure, over the project's own error.
+        with pytest.raises(AirflowFailException) as error:
             run_task(run.shim, "stage_events.publish", DAY)
     finally:
         settings_module.settings.cache_clear()
-    message = str(error.value)
+    assert isinstance(error.value.__cause__, rules.BadInputError)
+    message = str(error.value.__cause__)
     assert message.startswith(f"{run.settings.lake}/log_data/2018/11/{DAY}-events.json: 4 of ")
     assert (
         "allowed (up to 0 bad lines or 1.0% of them, whichever is larger); nothing was loaded. "
@@ -132,3 +135,14 @@ def test_with_no_allowance_copy_stops_at_the_first_rejected_record(run, monkeypa
             run_task(run.shim, "stage_events.copy", DAY)
     finally:
         settings_module.settings.cache_clear()
+
+
+def test_a_missing_day_file_fails_at_once_naming_it(run):
+    missing = "2018-11-20"
+    before = len(run.shim.recorder.statements)
+    with pytest.raises(
+        AirflowFailException, match=rf"LakeError: no event log for {missing}: expected s3://"
+    ) as error:
+        run_task(run.shim, "stage_events.copy", missing)
+    assert f"log_data/2018/11/{missing}-events.json (not retried" in str(error.value)
+    assert len(run.shim.recorder.statements) == before  # no COPY was sent

@@ -145,3 +145,30 @@ def test_each_run_records_its_audit_and_a_clean_quarantine(run):
             "select count(*) from information_schema.tables where table_name like 'staging_%\\_2018%'"
         )
         assert cur.fetchone() == (0,), "a day's load table was left behind"
+
+
+def test_make_sql_reads_as_a_login_that_can_only_read(run, capsys):
+    from sparkify import cli
+    from tests.conftest import reader_of
+
+    def songplays() -> int:
+        with run.cursor() as cur:
+            cur.execute("select count(*) from analytics.fct_songplays")
+            return cur.fetchone()[0]
+
+    before = songplays()
+    capsys.readouterr()
+    for attack in (
+        "select 1; delete from analytics.fct_songplays",
+        "delete from analytics.fct_songplays",
+        "with gone as (delete from analytics.fct_songplays returning 1) select count(*) from gone",
+        "select count(*) from analytics.fct_songplays; drop table analytics.fct_songplays",
+    ):
+        assert cli.main(["sql", attack]) == 2, attack
+        assert "error: make sql runs one query" in capsys.readouterr().err, attack
+    assert songplays() == before
+    assert cli.main(["sql", "select current_user as login"]) == 0
+    assert capsys.readouterr().out.splitlines()[2].strip() == reader_of(run.database)
+    # The reader's password reached the stand-in only as its md5 hash.
+    sent = "\n".join(statement.sql for day in run.days for statement in day.statements)
+    assert f"create user {reader_of(run.database)} password 'md5" in sent and "stand-in-reader" not in sent

@@ -20,6 +20,7 @@ import logging
 import re
 from contextlib import closing
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,31 @@ def publish(
     return StageResult(target, loaded, 1, source, records=records, quarantined=rejects.count)
 
 
+@cache
+def day_log_copy() -> type:
+    """``S3ToRedshiftOperator`` for the day's log, which first checks that the file is there: a missing day
+    fails at once, not retried (waiting cannot bring it), naming the file, as on every warehouse. (Defined on
+    first use: the provider is imported only by a Redshift deployment.)"""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    from airflow.providers.amazon.aws.transfers.s3_to_redshift import S3ToRedshiftOperator
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from sparkify.lake import LakeError
+
+    class DayLogCopy(S3ToRedshiftOperator):
+        def execute(self, context: Any) -> None:
+            if not S3Hook(aws_conn_id=self.aws_conn_id).check_for_key(self.s3_key, self.s3_bucket):
+                error = LakeError(
+                    f"no event log for {context['ds']}: expected s3://{self.s3_bucket}/{self.s3_key}"
+                )
+                raise AirflowFailException(
+                    f"LakeError: {error} (not retried: waiting cannot fix it)"
+                ) from error
+            return super().execute(context)
+
+    return DayLogCopy
+
+
 def staging_tasks(settings: Settings) -> list[Any]:
     """The two staging steps of the DAG on Redshift: the stage_events and stage_songs task groups."""
     from airflow.providers.amazon.aws.transfers.s3_to_redshift import S3ToRedshiftOperator
@@ -175,7 +201,7 @@ def staging_tasks(settings: Settings) -> list[Any]:
             params=params,
             split_statements=True,
         )
-        copy = S3ToRedshiftOperator(
+        copy = day_log_copy()(
             task_id="copy",
             schema=settings.raw_schema,
             table=schema.EVENTS.name + "_{{ ds_nodash }}",
