@@ -106,3 +106,18 @@ def test_secret_files_are_created_private_never_chmod_ed(monkeypatch, tmp_path):
         settings_module.settings.cache_clear()
     files = [home / "passwords.json", home / ".jwt_secret", home / ".api_secret_key", tmp_path / ".env"]
     assert {path.name: path.stat().st_mode & 0o777 for path in files} == {path.name: 0o600 for path in files}
+
+
+def test_a_task_in_trouble_is_shown_with_its_try_the_next_try_and_the_error():
+    config = settings_module.from_env({"SPARKIFY_RETRY_DELAY_SECONDS": "300"})
+    ti = {"task_id": "stage_songs", "try_number": 2, "max_tries": 2, "end_date": "2018-11-15T10:00:00Z"}
+    # The second try's back-off: 600 s, spread over [600, 1200) s by Airflow.
+    assert cli.trouble_line(config, "2018-11-15", {**ti, "state": "up_for_retry"}, "OperationalError: x") == (
+        "    2018-11-15 stage_songs try 2 of 3 failed, next try between 10:10:00 and 10:19:59 UTC: OperationalError: x"
+    )
+    assert cli.trouble_line(config, "2018-11-15", {**ti, "state": "failed"}, "E: x").endswith(
+        "stage_songs failed on try 2 of 3, not retried: E: x"
+    )
+    assert cli.trouble_line(
+        config, "2018-11-15", {**ti, "state": "failed", "try_number": 3}, "E: x"
+    ).endswith("stage_songs failed on try 3 of 3 (the last): E: x")

@@ -140,7 +140,8 @@ def trouble_line(config: Settings, day: str, ti: dict[str, Any], error: str) -> 
 
     tries = f"try {ti['try_number']} of {ti['max_tries'] + 1}"
     if ti["state"] == "failed":
-        return f"    {day} {ti['task_id']} failed on {tries}, not retried: {error}"
+        last = ti["try_number"] > ti["max_tries"]
+        return f"    {day} {ti['task_id']} failed on {tries}{' (the last)' if last else ', not retried'}: {error}"
     earliest, latest = config.retry_window(ti["try_number"])
     ended = datetime.fromisoformat(ti["end_date"]) if ti.get("end_date") else None
     when = (
