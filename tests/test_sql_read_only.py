@@ -111,3 +111,36 @@ def test_postgres_reads_as_a_login_that_can_only_read(staged, capsys, tmp_path):
     )
     assert code == 0
     assert out.splitlines()[2].split() == [staged.postgres.reader, "False"]
+
+
+@pytest.mark.parametrize("warehouse_name", ["postgres"])
+def test_without_the_right_to_create_the_reader_nothing_runs(small_lake, make_settings, capsys, monkeypatch):
+    """make sql never falls back to the warehouse's own login, which can write."""
+    import psycopg2
+    from psycopg2 import sql as pgsql
+
+    settings = make_settings(small_lake.root)
+    owner = f"{settings.postgres.database}_owner"
+    admin = psycopg2.connect(
+        host=settings.postgres.host,
+        port=settings.postgres.port,
+        user=settings.postgres.user,
+        dbname="postgres",
+    )
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute(pgsql.SQL("create role {} login nocreaterole").format(pgsql.Identifier(owner)))
+        limited = make_settings(small_lake.root, SPARKIFY_PG_USER=owner)
+        monkeypatch.setattr(cli, "settings", lambda: limited)
+        code, out, err = sql("select 1 as one", capsys)
+        assert (code, out) == (2, "")
+        assert (
+            f"error: the read-only login {limited.postgres.reader} could not be created or granted by {owner}"
+            in err
+        )
+        assert "CREATEROLE" in err
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(pgsql.SQL("drop role if exists {}").format(pgsql.Identifier(owner)))
+        admin.close()

@@ -417,14 +417,17 @@ def staging_throughput(
     return rows
 
 
-# Staging a day in a fresh process: prints the records, the quarantined ones, and the process's peak RSS.
+# Staging a day in a fresh process: prints the records, the quarantined ones, and the process's peak RSS (its
+# VmHWM: ru_maxrss would carry over the forking parent's peak, which exec does not reset).
 _STAGE_AND_MEASURE = """
-import resource
+import re
 from datetime import date
+from pathlib import Path
 from sparkify import staging
 from sparkify.settings import from_env
 result = staging.stage_events(from_env(), date.fromisoformat({day!r}))
-print(result["records"], result["quarantined"], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+peak = int(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1)) * 1024
+print(result["records"], result["quarantined"], peak)
 """
 # What the hostile line may add to staging's peak memory: the screen holds at most one record's limit of it.
 HOSTILE_RSS_TARGET = 64 * 2**20

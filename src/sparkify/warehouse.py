@@ -130,6 +130,15 @@ def _refused(error: Exception) -> QueryError:
     )
 
 
+def _no_reader(reader: str, admin: str, error: Exception) -> QueryError:
+    """The reader login could not be created or granted: make sql never falls back to a login that can write."""
+    return QueryError(
+        f"the read-only login {reader} could not be created or granted by {admin} "
+        f"({str(error).strip().splitlines()[0]}); create it once with SELECT on the warehouse's schemas, "
+        "or give that login the right to create logins (CREATEROLE)"
+    )
+
+
 def read_only_query(settings: Settings, sql: str) -> tuple[list[str], list[tuple[object, ...]]]:
     """Run one query that can change nothing (see the module's doc): column names and rows."""
     if settings.warehouse == "duckdb":
@@ -145,8 +154,11 @@ def read_only_query(settings: Settings, sql: str) -> tuple[list[str], list[tuple
         import psycopg2
 
         pg = settings.postgres
-        with cursor(settings, read_only=False) as admin:
-            ensure_reader(admin, settings, pg.reader, pg.reader_password)
+        try:
+            with cursor(settings, read_only=False) as admin:
+                ensure_reader(admin, settings, pg.reader, pg.reader_password)
+        except psycopg2.Error as error:
+            raise _no_reader(pg.reader, pg.user, error) from error
         con = psycopg2.connect(
             host=pg.host, port=pg.port, user=pg.reader, password=pg.reader_password, dbname=pg.database
         )
@@ -163,8 +175,13 @@ def read_only_query(settings: Settings, sql: str) -> tuple[list[str], list[tuple
     from airflow.sdk import BaseHook
 
     reader = BaseHook.get_connection(settings.redshift_reader_conn_id)
-    with cursor(settings, read_only=False) as admin:
-        ensure_reader(admin, settings, reader.login, reader.password or "")
+    try:
+        with cursor(settings, read_only=False) as admin:
+            ensure_reader(admin, settings, reader.login, reader.password or "")
+    except redshift_connector.Error as error:
+        raise _no_reader(
+            reader.login, f"the {settings.redshift_conn_id} connection's login", error
+        ) from error
     with closing(RedshiftSQLHook(redshift_conn_id=settings.redshift_reader_conn_id).get_conn()) as con:
         con.autocommit = True
         try:
