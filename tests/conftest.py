@@ -100,7 +100,7 @@ def postgres_server() -> dict[str, str]:
     except psycopg2.OperationalError as error:
         reason = (
             f"PostgreSQL not reachable at {pg.host}:{pg.port} as {pg.user} ({str(error).strip().splitlines()[0]}): "
-            "install and start it, or point SPARKIFY_PG_* at a server, to run the PostgreSQL tests (README: PostgreSQL)"
+            "install and start it, or point SPARKIFY_PG_* at a server, to run the PostgreSQL tests (docs/warehouses.md: PostgreSQL warehouse)"
         )
         if os.environ.get("SPARKIFY_REQUIRE_POSTGRES"):
             pytest.fail(reason)

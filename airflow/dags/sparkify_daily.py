@@ -22,7 +22,7 @@ a lake that does not answer is retried with back-off. A task that fails for good
 names an SMTP connection).
 
 Reruns are idempotent. The warehouse (`SPARKIFY_WAREHOUSE`) and the lake (`SPARKIFY_LAKE`) come from the
-environment; see the project README.
+environment; see the project README and docs/operations.md.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ def redis_url() -> str:
         redis.Redis.from_url(url, socket_connect_timeout=3).ping()
     except redis.RedisError as error:
         reason = (
-            f"Redis not reachable at {url} ({error}): install and start it (README: Run the full stack) "
+            f"Redis not reachable at {url} ({error}): install and start it (docs/warehouses.md: Run the full stack) "
             "to run the Celery topology test"
         )
         if os.environ.get("SPARKIFY_REQUIRE_REDIS"):
@@ -126,7 +126,7 @@ def topology(tmp_path_factory, postgres_server, redis_url, s3_server):
 def backfill(topology):
     airflow, queue = topology["airflow"], topology["queue"]
     # One run at a time, as deployed (SPARKIFY_MAX_ACTIVE_RUNS=1): runs at once on PostgreSQL rebuild the shared
-    # dimensions under each other (README: Reruns and interruptions). The run's tasks still spread over both
+    # dimensions under each other (docs/operations.md: Reruns, interruptions, failures). The run's tasks still spread over both
     # workers.
     airflow.create_backfill(DAYS[0], DAYS[-1], max_active_runs=1)
 

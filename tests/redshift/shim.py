@@ -17,7 +17,7 @@ is not a JSON object, that has a value its column's type cannot hold (the projec
 ``stl_load_errors`` (``char`` columns, cut and padded as Redshift's are; multi-byte characters of ``raw_line``
 shown as periods), written outside the transaction as Redshift's system log is. More rejects than
 ``MAXERROR`` fail the COPY. Where Redshift's own parser differs from this model, only a real cluster shows it
-(README: Redshift).
+(docs/warehouses.md: Redshift).
 """
 
 from __future__ import annotations

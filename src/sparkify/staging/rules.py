@@ -9,7 +9,7 @@ A log line (or a whole song file) is a *record*. A record is quarantined, never 
 - an object with a field that cannot be cast to its column's type (``length: cannot cast 'abc' to double
   precision``; every such field is named, separated by ``; ``).
 
-The casts (documented in the README):
+The casts (documented in docs/data-quality.md):
 
 - text columns take any JSON scalar as its text (``112`` -> ``'112'``, ``true`` -> ``'true'``); an object or an
   array is kept as its JSON text;
