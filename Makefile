@@ -75,7 +75,7 @@ sql: install ## run a read-only query on the warehouse: make sql Q="select * fro
 	$(BIN)/python -m sparkify.cli sql "$$Q"
 
 bench: install manifest ## benchmarks: prints a table and writes docs/BENCHMARKS.md
-	$(BIN)/python -m sparkify.bench $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.bench $(BENCH_ARGS)
 
 stack-env: install ## write .env with generated secrets for docker-compose.yaml (existing values kept)
 	$(BIN)/python -m sparkify.cli stack-env

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from sparkify.bench import (
+from benchmarks.bench import (
     Row,
     ScaleResult,
     TreeMemory,
@@ -50,7 +50,7 @@ def test_tree_memory_sees_a_child_of_a_child():
 
 
 def test_busy_time_counts_overlapping_tasks_once():
-    from sparkify.bench import _busy_seconds
+    from benchmarks.bench import _busy_seconds
 
     def ti(start: int, end: int) -> dict:
         return {"start_date": f"2018-11-01T00:00:{start:02d}Z", "end_date": f"2018-11-01T00:00:{end:02d}Z"}

@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m sparkify.bench`` (``make bench``) prints a table and writes it to docs/BENCHMARKS.md.
+"""Benchmarks: ``python -m benchmarks.bench`` (``make bench``) prints a table and writes it to docs/BENCHMARKS.md.
 
 Measured side by side in one run, so ratios hold on a shared machine:
 
@@ -965,11 +965,11 @@ def write_report(out: Path, tables: dict[str, str]) -> None:
     body = "".join(
         f"<!-- {name} -->\n{blocks[name]}<!-- /{name} -->\n" for name in SECTIONS if name in blocks
     )
-    out.write_text(f"# Benchmarks\n\n`make bench` (`python -m sparkify.bench --help`).\n\n{body}\n{notes}")
+    out.write_text(f"# Benchmarks\n\n`make bench` (`python -m benchmarks.bench --help`).\n\n{body}\n{notes}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sparkify.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__)
     parser.add_argument("--parse-runs", type=int, default=10)
     parser.add_argument("--copies", type=int, default=4, help="generated months (scale 10) in the large day")
     parser.add_argument("--sample", type=int, default=5000, help="rows timed for the row-by-row baseline")
