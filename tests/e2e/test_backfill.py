@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -221,6 +222,36 @@ def test_local_execution_builds_the_same_marts_on_the_warm_up_parse(
     model = next(path for path in dbt_tasks if ".dim_users.run" in str(path)).read_text()
     freshness = next(path for path in dbt_tasks if "_source/" in str(path)).read_text()
     assert "--no-write-json" in model and "--no-write-json" not in freshness
+
+
+@pytest.fixture(scope="module")
+def stock_backfill(tmp_path_factory, workspace):
+    """The same two days on Airflow's stock LocalExecutor (as managed Airflow and the official image run it):
+    no warm-up, each task process loading dbt and the project itself."""
+    root = tmp_path_factory.mktemp("e2e-stock")
+    env = {
+        **workspace["env"],
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "SPARKIFY_DUCKDB_PATH": str(root / "warehouse.duckdb"),
+        "AIRFLOW_HOME": str(root / "airflow"),
+        "SPARKIFY_AIRFLOW_PORT": str(free_port()),
+    }
+    result = backfill(env, "2018-11-01", "2018-11-02")
+    assert result.returncode == 0, result.report
+    return env
+
+
+def test_the_stock_local_executor_builds_the_same_marts(workspace, first_backfill, stock_backfill):
+    assert fingerprints(from_env(stock_backfill), MARTS) == fingerprints(from_env(workspace["env"]), MARTS)
+    scheduler_log = Path(stock_backfill["AIRFLOW_HOME"], "logs", "scheduler.log").read_text()
+    loaded = re.findall(r"Loaded executor: (\S+)", scheduler_log)
+    assert loaded and all(
+        name.strip(":").endswith("LocalExecutor") and "Warm" not in name for name in loaded
+    ), loaded
+    assert "dbt warmed up" not in scheduler_log
+    # No task ran on a shared parse: each loaded the project as dbt does by itself.
+    builds = task_logs(stock_backfill["AIRFLOW_HOME"], "dbt_sparkify.dbt_producer_watcher")
+    assert len(builds) == 2 and not any("as the warm-up parsed it" in build.read_text() for build in builds)
 
 
 def test_staging_holds_every_line_of_each_day(workspace, first_backfill):
