@@ -302,8 +302,10 @@ def _stage_songs(
     source = f"{lake.root}/song_data"
     refused, readable = [], []
     for file in files:
-        why = screen.song_file(lake.uri(file.relative_to(local.root).as_posix()), file)
-        refused.append(why) if why else readable.append(file)
+        if why := screen.song_file(lake.uri(file.relative_to(local.root).as_posix()), file):
+            refused.append(why)
+        else:
+            readable.append(file)
     listing = "[" + ", ".join(_literal(str(file)) for file in readable) + "]"
     # A song file is one record, named by its address in the lake.
     documents = (

@@ -89,12 +89,11 @@ def _scan(path: Path) -> _Scan:
     return scan
 
 
-def _line_count(path: Path, scan: _Scan) -> int | None:
-    if scan.clean:
-        if not scan.first or scan.first == _BYTE_ORDER_MARK:
-            return None
-        return scan.lines if scan.last == b"\n" else scan.lines + 1
-    return rules.line_count(path)
+def _line_count(scan: _Scan) -> int | None:
+    """A clean file's lines as ``rules.line_count`` counts them, from the scan's own counts."""
+    if not scan.first or scan.first == _BYTE_ORDER_MARK:
+        return None
+    return scan.lines if scan.last == b"\n" else scan.lines + 1
 
 
 def _reason(body: bytes) -> tuple[str, str | None]:
@@ -142,7 +141,7 @@ def log_file(source: str, path: Path) -> Iterator[Screened]:
     """The day's log ``path`` (named ``source`` in errors and the quarantine), screened."""
     scan = _scan(path)
     if scan.clean:
-        yield Screened(path, _line_count(path, scan))
+        yield Screened(path, _line_count(scan))
         return
     with tempfile.TemporaryDirectory(prefix="sparkify-screen-") as folder:
         copy = Path(folder) / path.name
