@@ -6,6 +6,7 @@ import subprocess
 import time
 
 import psutil
+import pytest
 
 from sparkify.local_airflow import LocalAirflow
 from sparkify.settings import from_env
@@ -50,3 +51,30 @@ def test_airflow_reads_the_local_scheduling_settings(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["1", "0.5"]
+
+
+def test_a_busy_metadata_database_is_asked_again_and_a_real_error_is_not(monkeypatch):
+    import httpx
+
+    monkeypatch.setattr("time.sleep", lambda _: None)
+
+    def failing(status: int, times: int):
+        calls = []
+
+        def request():
+            calls.append(1)
+            if len(calls) <= times:
+                response = httpx.Response(
+                    status, request=httpx.Request("PUT", "http://api/backfills/1/cancel")
+                )
+                raise httpx.HTTPStatusError("busy", request=response.request, response=response)
+            return "done"
+
+        return request, calls
+
+    request, calls = failing(500, 2)
+    assert LocalAirflow.while_busy(request) == "done" and len(calls) == 3
+    request, calls = failing(404, 1)
+    with pytest.raises(httpx.HTTPStatusError):
+        LocalAirflow.while_busy(request)
+    assert len(calls) == 1

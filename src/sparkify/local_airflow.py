@@ -320,13 +320,27 @@ class LocalAirflow:
         their tasks), so that nothing is left running in the metadata database for the next start to find as a
         task that died, and wait out a retry for. The next backfill of those days reruns them. The days of the
         runs marked failed."""
-        self.api("PUT", f"/backfills/{backfill_id}/cancel")
+        self.while_busy(lambda: self.api("PUT", f"/backfills/{backfill_id}/cancel"))
         marked = []
-        for run in self.runs(start, end):
+        for run in self.while_busy(lambda: self.runs(start, end)):
             if run["state"] in {"queued", "running"}:
-                self.api("PATCH", f"/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}", json={"state": "failed"})
+                path = f"/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}"
+                self.while_busy(lambda path=path: self.api("PATCH", path, json={"state": "failed"}))
                 marked.append(run["logical_date"][:10])
         return marked
+
+    @staticmethod
+    def while_busy(request: Callable[[], Any], attempts: int = 10) -> Any:
+        """``request()``, made again while the metadata database is busy: on SQLite the API answers 500 or 503
+        while the scheduler holds its lock, which is no fault of the request."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return request()
+            except httpx.HTTPStatusError as error:
+                if error.response.status_code not in {500, 503} or attempt == attempts:
+                    raise
+                time.sleep(attempt * 0.5)
+        return None
 
     def wait_backfill_completed(self, backfill_id: int, timeout: float = 45) -> bool:
         """Wait for the scheduler to mark a finished backfill complete (it checks every 30 s, hard-coded). One
