@@ -274,13 +274,13 @@ def failed_test(faults, outage):
 def test_the_progress_output_shows_each_retry_and_failure_as_it_happens(faults, failed_test):
     faults["watcher"].join(timeout=120)
     lines = faults["progress"].getvalue().splitlines()
-    retries = [
-        line for line in lines if line.startswith("    2018-11-01 stage_") and " try 1 of 4 failed, " in line
-    ]
+    # A staging task of the 1st failed on the unreachable warehouse and waited to retry (which try the watch
+    # saw first depends on its 2-second polls against 2-3 s back-offs).
+    retries = [line for line in lines if re.match(r"    2018-11-01 stage_\w+ try \d of 4 failed, ", line)]
     assert retries, "\n".join(lines)
-    # When the next try is (Airflow's exponential back-off of 2 s: 2 to 3 s after the failure), and why.
-    assert re.search(r"next try between \d\d:\d\d:\d\d and \d\d:\d\d:\d\d UTC: \w+", retries[0]), retries
-    assert "OperationalError" in retries[0] or "connection" in retries[0].lower(), retries
+    # When the next try is (Airflow's exponential back-off from 2 s), and why: the error's type and message.
+    for line in retries:
+        assert re.search(r"next try between \d\d:\d\d:\d\d and \d\d:\d\d:\d\d UTC: \w+: \S", line), line
     failed = [
         line for line in lines if line.startswith(f"    2018-11-02 {FAILING_TEST} failed on try 1 of 4")
     ]
