@@ -191,13 +191,12 @@ def test_the_build_pushes_only_what_the_node_tasks_read(workspace, first_backfil
     assert len(keys) < 120, sorted(keys)
 
 
-@pytest.fixture(scope="module")
-def local_backfill(tmp_path_factory, workspace):
-    """The same two days with Cosmos' LOCAL execution (a dbt command per task) into another warehouse."""
-    root = tmp_path_factory.mktemp("e2e-local")
+def same_days_elsewhere(tmp_path_factory, workspace, name: str, **env: str) -> dict[str, str]:
+    """The first backfill's two days again, with ``env`` changed, into a warehouse and Airflow home of its own."""
+    root = tmp_path_factory.mktemp(name)
     env = {
         **workspace["env"],
-        "SPARKIFY_DBT_EXECUTION": "local",
+        **env,
         "SPARKIFY_DUCKDB_PATH": str(root / "warehouse.duckdb"),
         "AIRFLOW_HOME": str(root / "airflow"),
         "SPARKIFY_AIRFLOW_PORT": str(free_port()),
@@ -205,6 +204,12 @@ def local_backfill(tmp_path_factory, workspace):
     result = backfill(env, "2018-11-01", "2018-11-02")
     assert result.returncode == 0, result.report
     return env
+
+
+@pytest.fixture(scope="module")
+def local_backfill(tmp_path_factory, workspace):
+    """The same two days with Cosmos' LOCAL execution (a dbt command per task) into another warehouse."""
+    return same_days_elsewhere(tmp_path_factory, workspace, "e2e-local", SPARKIFY_DBT_EXECUTION="local")
 
 
 def test_local_execution_builds_the_same_marts_on_the_warm_up_parse(
@@ -228,17 +233,9 @@ def test_local_execution_builds_the_same_marts_on_the_warm_up_parse(
 def stock_backfill(tmp_path_factory, workspace):
     """The same two days on Airflow's stock LocalExecutor (as managed Airflow and the official image run it):
     no warm-up, each task process loading dbt and the project itself."""
-    root = tmp_path_factory.mktemp("e2e-stock")
-    env = {
-        **workspace["env"],
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "SPARKIFY_DUCKDB_PATH": str(root / "warehouse.duckdb"),
-        "AIRFLOW_HOME": str(root / "airflow"),
-        "SPARKIFY_AIRFLOW_PORT": str(free_port()),
-    }
-    result = backfill(env, "2018-11-01", "2018-11-02")
-    assert result.returncode == 0, result.report
-    return env
+    return same_days_elsewhere(
+        tmp_path_factory, workspace, "e2e-stock", AIRFLOW__CORE__EXECUTOR="LocalExecutor"
+    )
 
 
 def test_the_stock_local_executor_builds_the_same_marts(workspace, first_backfill, stock_backfill):
