@@ -25,6 +25,7 @@ and of staging, and where a day's run spends its time (from its task instances).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -45,6 +46,7 @@ from typing import Any
 from sparkify.datagen import generate
 from sparkify.lake import Lake
 from sparkify.settings import Settings, from_env
+from sparkify.warehouses import warehouse_for
 
 DAY = date(2018, 11, 1)
 
@@ -423,9 +425,9 @@ _STAGE_AND_MEASURE = """
 import re
 from datetime import date
 from pathlib import Path
-from sparkify import staging
+from sparkify.warehouses import warehouse_for
 from sparkify.settings import from_env
-result = staging.stage_events(from_env(), date.fromisoformat({day!r}))
+result = warehouse_for(from_env()).stage_events(date.fromisoformat({day!r}))
 peak = int(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1)) * 1024
 print(result["records"], result["quarantined"], peak)
 """
@@ -479,15 +481,11 @@ def hostile_file(work: Path, gib: float) -> list[Row]:
                 "SPARKIFY_PG_DATABASE": database,
                 "SPARKIFY_MAX_BAD_RATIO": "1",
             }
-            settings = from_env(env)
-            if warehouse == "postgres":
-                from sparkify.staging import postgres
-
-                try:
-                    postgres.ensure_database(settings)
-                except Exception as error:
-                    rows.append(Row("Hostile", "PostgreSQL", "not measured", f"no server: {error}"))
-                    break
+            try:
+                warehouse_for(from_env(env)).prepare()
+            except Exception as error:
+                rows.append(Row("Hostile", warehouse, "not measured", f"not ready: {error}"))
+                break
             started = time.perf_counter()
             out = subprocess.run(
                 [sys.executable, "-c", _STAGE_AND_MEASURE.format(day=DAY.isoformat())],
@@ -498,8 +496,6 @@ def hostile_file(work: Path, gib: float) -> list[Row]:
             ).stdout.split()
             records, quarantined, peak = (int(value) for value in out[-3:])
             peaks[name] = (peak, records, quarantined, time.perf_counter() - started)
-        if warehouse == "postgres" and "with" in peaks:
-            _drop_database(from_env({**os.environ, "SPARKIFY_PG_DATABASE": database}))
         if len(peaks) < 2:
             continue
         added = peaks["with"][0] - peaks["without"][0]
@@ -514,6 +510,8 @@ def hostile_file(work: Path, gib: float) -> list[Row]:
                 f"({peaks['without'][3]:.1f} s without)",
             )
         )
+    with contextlib.suppress(Exception):  # no PostgreSQL server: no database was made
+        _drop_database(from_env({**os.environ, "SPARKIFY_PG_DATABASE": database}))
     return rows
 
 
@@ -574,9 +572,9 @@ def run_profile(run: dict, tis: list[dict], label: str) -> str:
 def one_day(
     settings: Settings, work: Path, env: dict[str, str], executions: list[str], profiles: list[str]
 ) -> list[Row]:
-    from sparkify import staging
     from sparkify.dbt import DAG_DBT_FLAGS, run_dbt
     from sparkify.local_airflow import free_port, running
+    from sparkify.warehouses import warehouse_for
 
     lake = generate(work / "day-lake", scale=1, seed=42, days=1).root
     day_env = {**env, "SPARKIFY_LAKE": str(lake), "SPARKIFY_WAREHOUSE": "duckdb"}
@@ -584,8 +582,8 @@ def one_day(
     raw_settings = from_env({**day_env, "SPARKIFY_DUCKDB_PATH": str(work / "direct.duckdb")})
 
     def raw() -> None:
-        staging.stage_songs(raw_settings)
-        staging.stage_events(raw_settings, DAY)
+        warehouse_for(raw_settings).stage_songs()
+        warehouse_for(raw_settings).stage_events(DAY)
         # The DAG's dbt environment: its day, and its flags (no unit tests).
         os.environ.update({**DAG_DBT_FLAGS, "SPARKIFY_RUN_DATE": DAY.isoformat()})
         try:

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from sparkify.settings import from_env, validate_identifier
+from sparkify.warehouses import warehouse_for
 from tests.conftest import REPO
 
 
@@ -15,8 +16,8 @@ def test_defaults_stay_inside_the_repository():
     assert settings.warehouse == "duckdb"
     assert settings.lake == str(REPO / ".local" / "lake")
     assert settings.duckdb_path == REPO / ".local" / "sparkify.duckdb"
-    assert settings.writer_pool == "sparkify_duckdb"
-    assert settings.default_task_args()["pool"] == "sparkify_duckdb"
+    assert warehouse_for(settings).writer_pool == "sparkify_duckdb"
+    assert warehouse_for(settings).task_args() == {"pool": "sparkify_duckdb"}
 
 
 def test_environment_overrides(tmp_path):
@@ -31,7 +32,8 @@ def test_environment_overrides(tmp_path):
     )
     assert settings.lake == str(tmp_path)
     assert settings.warehouse == "postgres"
-    assert settings.writer_pool is None
+    assert warehouse_for(settings).writer_pool is None
+    assert warehouse_for(settings).task_args() == {}
     assert settings.default_task_args() == {
         "retries": 0,
         "retry_delay": settings.retry_delay,

@@ -9,7 +9,8 @@ from datetime import date
 import duckdb
 import pytest
 
-from sparkify import cli, staging, warehouse
+from sparkify import cli
+from sparkify.warehouses import warehouse_for
 
 DAY = date(2018, 11, 1)
 COUNT = "select count(*) as events from landing.staging_events"
@@ -18,7 +19,7 @@ COUNT = "select count(*) as events from landing.staging_events"
 @pytest.fixture
 def staged(small_lake, make_settings, monkeypatch):
     settings = make_settings(small_lake.root)
-    staging.stage_events(settings, DAY)
+    warehouse_for(settings).stage_events(DAY)
     monkeypatch.setattr(cli, "settings", lambda: settings)
     return settings
 
@@ -30,7 +31,7 @@ def sql(query: str, capsys) -> tuple[int, str, str]:
 
 
 def events(settings) -> int:
-    with warehouse.cursor(settings) as cur:
+    with warehouse_for(settings).cursor() as cur:
         cur.execute("select count(*) from landing.staging_events")
         return cur.fetchone()[0]
 

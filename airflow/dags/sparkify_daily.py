@@ -4,8 +4,8 @@
 One run per day of logs. For the run's day (`ds`):
 
 1. **stage_events** replaces that day's rows of `staging_events` with `log_data/YYYY/MM/{ds}-events.json`;
-   **stage_songs** refreshes `staging_songs` from `song_data/` (on Redshift: COPY from S3 with the provider's
-   `S3ToRedshiftOperator`; elsewhere the warehouse's own bulk loader).
+   **stage_songs** refreshes `staging_songs` from `song_data/`, each as the configured warehouse stages data
+   (on Redshift: COPY from S3 with the provider's `S3ToRedshiftOperator`; elsewhere its own bulk loader).
 2. **dbt_sparkify** (Cosmos) checks each source's freshness, then builds each dbt model, followed by that
    model's tests: `stg_sparkify__events`, `stg_sparkify__songs` → `dim_users`, `dim_user_levels`,
    `dim_songs`, `dim_artists`, `fct_songplays` (the day deleted and re-inserted) → `dim_time`. One
@@ -30,15 +30,14 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import chain, dag, task
 
-from sparkify import staging
-from sparkify.alerts import no_retry, on_failure
+from sparkify.alerts import on_failure
 from sparkify.dbt import data_test_count, dbt_task_group, generate_docs
-from sparkify.lake import LOG_KEY_TEMPLATE
 from sparkify.settings import settings
-from sparkify.staging import redshift
 from sparkify.summary import log_counts
+from sparkify.warehouses import warehouse_for
 
 SETTINGS = settings()
+WAREHOUSE = warehouse_for(SETTINGS)
 
 
 @dag(
@@ -48,20 +47,10 @@ SETTINGS = settings()
     catchup=False,
     max_active_runs=SETTINGS.max_active_runs,
     tags=["sparkify", "dbt", SETTINGS.warehouse],
-    default_args={**SETTINGS.default_task_args(), "on_failure_callback": on_failure},
+    default_args={**SETTINGS.default_task_args(), **WAREHOUSE.task_args(), "on_failure_callback": on_failure},
     doc_md=__doc__,
 )
 def sparkify_daily() -> None:
-    @task
-    def stage_events(log_key: str, ds: str | None = None) -> dict[str, object]:
-        with no_retry():
-            return staging.stage_events(SETTINGS, pendulum.Date.fromisoformat(ds), log_key)
-
-    @task
-    def stage_songs() -> dict[str, object]:
-        with no_retry():
-            return staging.stage_songs(SETTINGS)
-
     @task
     def summary(ds: str | None = None, run_id: str | None = None) -> dict[str, int]:
         return log_counts(SETTINGS, pendulum.Date.fromisoformat(ds), run_id, data_test_count(SETTINGS))
@@ -70,10 +59,7 @@ def sparkify_daily() -> None:
     def docs() -> str:
         return str(generate_docs(SETTINGS, force=False))
 
-    if SETTINGS.warehouse == "redshift":
-        staged = redshift.staging_tasks(SETTINGS)
-    else:
-        staged = [stage_events(log_key=LOG_KEY_TEMPLATE), stage_songs()]
+    staged = WAREHOUSE.staging_tasks()  # stage_events (the run's day) and stage_songs
     dbt_sparkify = dbt_task_group(SETTINGS)
     chain(staged, dbt_sparkify, summary(), docs())
 

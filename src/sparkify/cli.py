@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sparkify import staging, summary
+from sparkify import summary
 from sparkify.dbt_docs import DOCS_PATH
 from sparkify.local_airflow import (
     DAG_ID,
@@ -27,6 +27,7 @@ from sparkify.local_airflow import (
     write_private,
 )
 from sparkify.settings import Settings, settings
+from sparkify.warehouses import QueryError, warehouse_for
 
 # Only the tasks that failed themselves are named: the ones they stopped are counted as not run.
 FAILED_TASK_STATES = {"failed"}
@@ -245,24 +246,9 @@ def print_report(
     out.flush()
 
 
-def describe_warehouse(config: Settings) -> str:
-    if config.warehouse == "duckdb":
-        return f"the DuckDB file {config.duckdb_path}"
-    pg = config.postgres
-    return f"PostgreSQL database {pg.database} on {pg.host}:{pg.port}"
-
-
-def prepare_warehouse(config: Settings) -> None:
-    """What a warehouse needs before the first load: PostgreSQL's database."""
-    if config.warehouse == "postgres":
-        from sparkify.staging import postgres
-
-        postgres.ensure_database(config)
-
-
 def cmd_backfill(args: argparse.Namespace, keep_ui: bool) -> int:
     config = settings()
-    prepare_warehouse(config)
+    warehouse_for(config).prepare()
     port = int(os.environ.get("SPARKIFY_AIRFLOW_PORT", "8080"))
     print(f"Starting Airflow (AIRFLOW_HOME {airflow_home(config)}) on port {port} ...", flush=True)
     with running(config, port, scheduler_after_backfill=True) as airflow:
@@ -300,7 +286,7 @@ def cmd_backfill(args: argparse.Namespace, keep_ui: bool) -> int:
         if keep_ui:
             print(f"\ndbt docs (lineage, models, columns): {airflow.url}{DOCS_PATH}", flush=True)
             print(
-                f"\nThe warehouse is {describe_warehouse(config)}; try:\n"
+                f"\nThe warehouse is {warehouse_for(config).describe()}; try:\n"
                 '  make sql Q="select level, count(*) as plays from analytics.fct_songplays group by 1"',
                 flush=True,
             )
@@ -348,8 +334,9 @@ def cmd_stage(args: argparse.Namespace) -> int:
     """Stage one day and the song files without Airflow, so the dbt models can be worked on."""
     config = settings()
     day = date.fromisoformat(args.date)
-    prepare_warehouse(config)
-    for result in (staging.stage_songs(config), staging.stage_events(config, day)):
+    warehouse = warehouse_for(config)
+    warehouse.prepare()
+    for result in (warehouse.stage_songs(), warehouse.stage_events(day)):
         print(
             f"staged {result['rows']:>8,} rows from {result['files']} file(s) into {result['table']}, "
             f"{result['quarantined']:,} record(s) quarantined",
@@ -361,7 +348,7 @@ def cmd_stage(args: argparse.Namespace) -> int:
 def cmd_prepare(_: argparse.Namespace) -> int:
     """What a new deployment runs once: the warehouse's database and the dbt manifest the DAG is rendered from."""
     config = settings()
-    prepare_warehouse(config)
+    warehouse_for(config).prepare()
     print(f"warehouse ready ({config.warehouse})", flush=True)
     return cmd_manifest(_)
 
@@ -420,8 +407,6 @@ def cmd_docs(_: argparse.Namespace) -> int:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    from sparkify.warehouse import QueryError
-
     try:
         columns, rows = summary.query(settings(), args.query)
     except QueryError as error:

@@ -8,12 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+from cosmos import DbtTaskGroup, ExecutionConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, SourceRenderingBehavior, TestBehavior
 
 from sparkify.settings import Settings
-
-PROFILE_NAME = "sparkify"
+from sparkify.warehouses import warehouse_for
 
 
 class ManifestMissingError(FileNotFoundError):
@@ -58,7 +57,7 @@ def task_group_args(settings: Settings) -> dict[str, Any]:
     project_config.manifest_path = manifest
     return {
         "project_config": project_config,
-        "profile_config": profile_config(settings),
+        "profile_config": warehouse_for(settings).profile_config(),
         "execution_config": ExecutionConfig(
             execution_mode=EXECUTION_MODES[settings.dbt_execution],
             invocation_mode=InvocationMode.DBT_RUNNER,
@@ -103,32 +102,12 @@ def _tasks(group: Any) -> Iterator[Any]:
             yield child
 
 
-def profile_config(settings: Settings) -> ProfileConfig:
-    """profiles.yml for DuckDB and PostgreSQL; on Redshift, the redshift_default Airflow connection (the same
-    one the COPY tasks use) mapped to a dbt profile by Cosmos."""
-    if settings.warehouse == "redshift":
-        from cosmos.profiles import RedshiftUserPasswordProfileMapping
-
-        return ProfileConfig(
-            profile_name=PROFILE_NAME,
-            target_name=settings.dbt_target,
-            profile_mapping=RedshiftUserPasswordProfileMapping(
-                conn_id=settings.redshift_conn_id, profile_args={"schema": "analytics"}
-            ),
-        )
-    return ProfileConfig(
-        profile_name=PROFILE_NAME,
-        target_name=settings.dbt_target,
-        profiles_yml_filepath=settings.dbt_profiles_dir / "profiles.yml",
-    )
-
-
 def run_dbt(settings: Settings, *args: str) -> Any:
     """Run one dbt command in-process on dbt_sparkify, with the project's environment and the DAG's profile;
     the command's result (``dbt parse``: the manifest)."""
     from dbt.cli.main import dbtRunner
 
-    with profile_config(settings).ensure_profile() as (profile_path, profile_env):
+    with warehouse_for(settings).profile_config().ensure_profile() as (profile_path, profile_env):
         env = {**settings.dbt_env(), **profile_env}
         env_before = {key: os.environ.get(key) for key in env}
         os.environ.update(env)
@@ -263,10 +242,8 @@ def warm_up(settings: Settings) -> bool:
     import time
 
     log = logging.getLogger(__name__)
-    if settings.warehouse == "redshift":
-        log.info(
-            "dbt not warmed up: the Redshift profile comes from an Airflow connection, resolved per task"
-        )
+    if reason := warehouse_for(settings).cold_dbt_reason:
+        log.info("dbt not warmed up: %s", reason)
         return False
     start = time.perf_counter()
     try:
@@ -308,23 +285,22 @@ DOCS_FILES = ("index.html", "manifest.json", "catalog.json")
 
 def docs_fingerprint(settings: Settings) -> str | None:
     """What the dbt docs are generated from: the project's files and profiles, dbt's version, the project's
-    environment, and the warehouse's tables and columns (the catalog). ``None`` on Redshift, whose catalog
-    also holds table statistics that change with every load."""
+    environment, and the warehouse's tables and columns (the catalog). ``None`` where the catalog also holds
+    what changes with every load (Redshift's table statistics)."""
     import hashlib
     import json
 
     from dbt.version import __version__ as dbt_version
 
-    from sparkify import warehouse
-
-    if settings.warehouse == "redshift":
+    warehouse = warehouse_for(settings)
+    if not warehouse.stable_catalog:
         return None
     digest = hashlib.sha256(f"dbt {dbt_version}\n{json.dumps(settings.dbt_env(), sort_keys=True)}".encode())
     project = settings.dbt_project_dir
     for name in sorted(_project_files(project)):
         digest.update(f"\n{name}\n".encode() + (project / name).read_bytes())
     digest.update((settings.dbt_profiles_dir / "profiles.yml").read_bytes())
-    with warehouse.cursor(settings) as cur:
+    with warehouse.cursor() as cur:
         cur.execute(
             "select table_schema, table_name, column_name, data_type from information_schema.columns "
             "where table_schema not in ('information_schema', 'pg_catalog') order by 1, 2, ordinal_position"

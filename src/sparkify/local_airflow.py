@@ -25,6 +25,7 @@ import httpx
 
 from sparkify.dbt_docs import docs_projects_config
 from sparkify.settings import Settings
+from sparkify.warehouses import warehouse_for
 
 DAG_ID = "sparkify_daily"
 ADMIN_USER = "admin"
@@ -151,17 +152,10 @@ class LocalAirflow:
         return self.home / "logs" / f"{component}.log"
 
     def prepare(self) -> None:
-        """Migrate the metadata database and create the pool that serializes DuckDB writers."""
+        """Migrate the metadata database and create the warehouse's writer pool, if it has one."""
         airflow_cli(self.env, "db", "migrate")
-        if self.settings.writer_pool:
-            airflow_cli(
-                self.env,
-                "pools",
-                "set",
-                self.settings.writer_pool,
-                "1",
-                "DuckDB allows one writing process per database file",
-            )
+        if pool := warehouse_for(self.settings).writer_pool:
+            airflow_cli(self.env, "pools", "set", pool, "1", "The warehouse allows one writing process")
 
     def start(self, components: tuple[str, ...] = COMPONENTS) -> None:
         airflow = str(Path(sys.executable).with_name("airflow"))

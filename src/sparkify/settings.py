@@ -11,10 +11,12 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sparkify.warehouses import NAMES, warehouse_for
+
 if TYPE_CHECKING:
     from sparkify.staging.rules import Allowance
 
-WAREHOUSES = ("duckdb", "postgres", "redshift")
+WAREHOUSES = NAMES
 DBT_EXECUTIONS = ("local", "watcher")
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]
@@ -123,11 +125,6 @@ class Settings:
         return self.warehouse
 
     @property
-    def writer_pool(self) -> str | None:
-        """DuckDB allows one writing process per file, so its writers share a one-slot pool."""
-        return self.duckdb_pool if self.warehouse == "duckdb" else None
-
-    @property
     def max_retry_delay(self) -> timedelta:
         return max(self.retry_delay, timedelta(minutes=30))
 
@@ -142,15 +139,12 @@ class Settings:
     def default_task_args(self) -> dict[str, object]:
         # Retries back off exponentially (delay x 2 per try, capped): a warehouse or lake that is down for a while
         # is waited for, not hammered.
-        args: dict[str, object] = {
+        return {
             "retries": self.retries,
             "retry_delay": self.retry_delay,
             "retry_exponential_backoff": 2.0,
             "max_retry_delay": self.max_retry_delay,
         }
-        if self.writer_pool:
-            args["pool"] = self.writer_pool
-        return args
 
     def dbt_env(self) -> dict[str, str]:
         """Environment that ``profiles.yml`` and the dbt sources read."""
@@ -182,49 +176,47 @@ def from_env(environ: os._Environ[str] | dict[str, str] | None = None) -> Settin
         from sparkify.lake import Lake
 
         Lake(lake)  # its prefix checked: no '..', no glob characters
-    return _check_duckdb_name(
-        Settings(
-            root=root,
-            lake=lake,
-            warehouse=warehouse,
-            duckdb_path=Path(env.get("SPARKIFY_DUCKDB_PATH", str(root / ".local" / "sparkify.duckdb")))
-            .expanduser()
-            .resolve(),
-            postgres=PostgresSettings(
-                host=env.get("SPARKIFY_PG_HOST", "127.0.0.1"),
-                port=int(env.get("SPARKIFY_PG_PORT", "5432")),
-                user=env.get("SPARKIFY_PG_USER", "postgres"),
-                database=validate_identifier(
-                    env.get("SPARKIFY_PG_DATABASE", "sparkify"), "SPARKIFY_PG_DATABASE"
-                ),
-                password=env.get("SPARKIFY_PG_PASSWORD", ""),
-                reader=validate_identifier(
-                    env.get("SPARKIFY_PG_READER", "sparkify_reader"), "SPARKIFY_PG_READER"
-                ),
-                reader_password=env.get("SPARKIFY_PG_READER_PASSWORD", ""),
+    config = Settings(
+        root=root,
+        lake=lake,
+        warehouse=warehouse,
+        duckdb_path=Path(env.get("SPARKIFY_DUCKDB_PATH", str(root / ".local" / "sparkify.duckdb")))
+        .expanduser()
+        .resolve(),
+        postgres=PostgresSettings(
+            host=env.get("SPARKIFY_PG_HOST", "127.0.0.1"),
+            port=int(env.get("SPARKIFY_PG_PORT", "5432")),
+            user=env.get("SPARKIFY_PG_USER", "postgres"),
+            database=validate_identifier(env.get("SPARKIFY_PG_DATABASE", "sparkify"), "SPARKIFY_PG_DATABASE"),
+            password=env.get("SPARKIFY_PG_PASSWORD", ""),
+            reader=validate_identifier(
+                env.get("SPARKIFY_PG_READER", "sparkify_reader"), "SPARKIFY_PG_READER"
             ),
-            raw_schema=validate_identifier(env.get("SPARKIFY_RAW_SCHEMA", "landing"), "SPARKIFY_RAW_SCHEMA"),
-            aws_conn_id=env.get("SPARKIFY_AWS_CONN_ID", "aws_default"),
-            redshift_conn_id=env.get("SPARKIFY_REDSHIFT_CONN_ID", "redshift_default"),
-            redshift_reader_conn_id=env.get("SPARKIFY_REDSHIFT_READER_CONN_ID", "redshift_reader"),
-            redshift_region=env.get("SPARKIFY_REDSHIFT_REGION") or None,
-            redshift_jsonpaths=env.get("SPARKIFY_REDSHIFT_JSONPATHS") or None,
-            dbt_project_dir=root / "dbt_sparkify",
-            dbt_profiles_dir=root,
-            dbt_docs_dir=Path(env.get("SPARKIFY_DBT_DOCS_DIR", str(root / ".local" / "dbt_docs")))
-            .expanduser()
-            .resolve(),
-            duckdb_pool=env.get("SPARKIFY_DUCKDB_POOL", "sparkify_duckdb"),
-            retries=int(env.get("SPARKIFY_RETRIES", "2")),
-            retry_delay=timedelta(seconds=float(env.get("SPARKIFY_RETRY_DELAY_SECONDS", "300"))),
-            max_active_runs=int(env.get("SPARKIFY_MAX_ACTIVE_RUNS", "1")),
-            max_bad_records=_count(env.get("SPARKIFY_MAX_BAD_RECORDS", "10"), "SPARKIFY_MAX_BAD_RECORDS"),
-            max_bad_ratio=_ratio(env.get("SPARKIFY_MAX_BAD_RATIO", "0.01"), "SPARKIFY_MAX_BAD_RATIO"),
-            dbt_execution=_choice(
-                env.get("SPARKIFY_DBT_EXECUTION", "watcher"), "SPARKIFY_DBT_EXECUTION", DBT_EXECUTIONS
-            ),
-        )
+            reader_password=env.get("SPARKIFY_PG_READER_PASSWORD", ""),
+        ),
+        raw_schema=validate_identifier(env.get("SPARKIFY_RAW_SCHEMA", "landing"), "SPARKIFY_RAW_SCHEMA"),
+        aws_conn_id=env.get("SPARKIFY_AWS_CONN_ID", "aws_default"),
+        redshift_conn_id=env.get("SPARKIFY_REDSHIFT_CONN_ID", "redshift_default"),
+        redshift_reader_conn_id=env.get("SPARKIFY_REDSHIFT_READER_CONN_ID", "redshift_reader"),
+        redshift_region=env.get("SPARKIFY_REDSHIFT_REGION") or None,
+        redshift_jsonpaths=env.get("SPARKIFY_REDSHIFT_JSONPATHS") or None,
+        dbt_project_dir=root / "dbt_sparkify",
+        dbt_profiles_dir=root,
+        dbt_docs_dir=Path(env.get("SPARKIFY_DBT_DOCS_DIR", str(root / ".local" / "dbt_docs")))
+        .expanduser()
+        .resolve(),
+        duckdb_pool=env.get("SPARKIFY_DUCKDB_POOL", "sparkify_duckdb"),
+        retries=int(env.get("SPARKIFY_RETRIES", "2")),
+        retry_delay=timedelta(seconds=float(env.get("SPARKIFY_RETRY_DELAY_SECONDS", "300"))),
+        max_active_runs=int(env.get("SPARKIFY_MAX_ACTIVE_RUNS", "1")),
+        max_bad_records=_count(env.get("SPARKIFY_MAX_BAD_RECORDS", "10"), "SPARKIFY_MAX_BAD_RECORDS"),
+        max_bad_ratio=_ratio(env.get("SPARKIFY_MAX_BAD_RATIO", "0.01"), "SPARKIFY_MAX_BAD_RATIO"),
+        dbt_execution=_choice(
+            env.get("SPARKIFY_DBT_EXECUTION", "watcher"), "SPARKIFY_DBT_EXECUTION", DBT_EXECUTIONS
+        ),
     )
+    warehouse_for(config).check()
+    return config
 
 
 def _choice(value: str, name: str, choices: tuple[str, ...]) -> str:
@@ -232,18 +224,6 @@ def _choice(value: str, name: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
     return value
-
-
-def _check_duckdb_name(settings: Settings) -> Settings:
-    """DuckDB names a database file's catalog after the file: a file named like one of the project's schemas
-    (``landing.duckdb``) makes every ``landing.<table>`` ambiguous. Refuse it here, with the fix, not at the first query."""
-    schemas = {settings.raw_schema, "analytics", "analytics_staging"}
-    if settings.warehouse == "duckdb" and settings.duckdb_path.stem in schemas:
-        raise ValueError(
-            f"SPARKIFY_DUCKDB_PATH {settings.duckdb_path} is named like the schema {settings.duckdb_path.stem!r}: "
-            "DuckDB would find its tables ambiguous; give the file another name (e.g. sparkify.duckdb)"
-        )
-    return settings
 
 
 @cache

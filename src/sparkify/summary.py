@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from datetime import UTC, date, datetime
 
-from sparkify import warehouse
 from sparkify.settings import Settings
 from sparkify.staging import schema
+from sparkify.warehouses import warehouse_for
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def table_counts(settings: Settings, day: date | None = None) -> dict[str, int]:
         f"select count(*) from {quarantine} where source_table = '{schema.SONGS.name}'"
     )
     counts = {}
-    with warehouse.cursor(settings) as cur:
+    with warehouse_for(settings).cursor() as cur:
         for name, sql in queries.items():
             cur.execute(sql)
             counts[name] = cur.fetchone()[0]
@@ -88,16 +88,15 @@ def record_audit(settings: Settings, rows: list[tuple[object, ...]]) -> None:
     # statement that writes a table.
     recorded_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     values = ",\n".join("(" + ", ".join(map(_literal, (*row, recorded_at))) + ")" for row in rows)
-    text_type = "varchar(65535)" if settings.warehouse == "redshift" else "varchar"
     statements = [
         f"create schema if not exists {settings.raw_schema}",
-        schema.create_table_sql(settings.raw_schema, schema.AUDIT, text_type),
+        schema.create_table_sql(settings.raw_schema, schema.AUDIT, warehouse_for(settings).text_type),
         "begin",
         f"delete from {table} where run_id = {_literal(rows[0][0])}",
         f"insert into {table} values {values}",
         "commit",
     ]
-    with warehouse.cursor(settings, read_only=False) as cur:
+    with warehouse_for(settings).cursor(read_only=False) as cur:
         for statement in statements:
             cur.execute(statement)
 
@@ -131,9 +130,9 @@ def log_counts(
 
 
 def query(settings: Settings, sql: str) -> tuple[list[str], list[tuple[object, ...]]]:
-    """Run one query that can change nothing on the warehouse (``warehouse.read_only_query``): column names
+    """Run one query that can change nothing on the warehouse (``Warehouse.read_only_query``): column names
     and rows."""
-    return warehouse.read_only_query(settings, sql)
+    return warehouse_for(settings).read_only_query(sql)
 
 
 def format_table(columns: list[str], rows: list[tuple[object, ...]]) -> str:

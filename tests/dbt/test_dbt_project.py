@@ -15,9 +15,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from sparkify import staging, summary
+from sparkify import summary
 from sparkify.datagen import generate
 from sparkify.settings import from_env
+from sparkify.warehouses import warehouse_for
 from tests.conftest import REPO, expected_matches, read_events
 
 PROJECT = REPO / "dbt_sparkify"
@@ -45,9 +46,9 @@ def stage(lake: Path, database: Path, days: list[date]) -> dict[str, str]:
         "DO_NOT_TRACK": "1",
     }
     settings = from_env(env)
-    staging.stage_songs(settings)
+    warehouse_for(settings).stage_songs()
     for day in days:
-        staging.stage_events(settings, day)
+        warehouse_for(settings).stage_events(day)
     return env
 
 

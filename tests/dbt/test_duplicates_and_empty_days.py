@@ -9,8 +9,8 @@ import os
 import shutil
 from datetime import date
 
-from sparkify import staging, warehouse
 from sparkify.lake import Lake
+from sparkify.warehouses import warehouse_for
 from tests.conftest import REPO
 from tests.dbt.test_dbt_project import dbt
 
@@ -37,7 +37,7 @@ def build(env: dict[str, str], day: date, target) -> None:
 
 
 def songplays(settings) -> dict[str, int]:
-    with warehouse.cursor(settings) as cur:
+    with warehouse_for(settings).cursor() as cur:
         cur.execute("select cast(log_date as varchar), count(*) from analytics.fct_songplays group by 1")
         return dict(cur.fetchall())
 
@@ -61,15 +61,15 @@ def test_duplicate_events_are_one_songplay_and_an_empty_day_is_a_day(small_lake,
         "DO_NOT_TRACK": "1",
     }
     target = tmp_path / "target"
-    staging.stage_songs(settings)
+    warehouse_for(settings).stage_songs()
     # The 2nd is staged and built before the 1st exists (runs in parallel can do that), then the 1st, the 2nd
     # again, and the empty 3rd.
-    staging.stage_events(settings, DAY2)
+    warehouse_for(settings).stage_events(DAY2)
     build(env, DAY2, target)
-    staging.stage_events(settings, DAY1)
+    warehouse_for(settings).stage_events(DAY1)
     build(env, DAY1, target)
     build(env, DAY2, target)
-    assert staging.stage_events(settings, DAY3)["rows"] == 0
+    assert warehouse_for(settings).stage_events(DAY3)["rows"] == 0
     build(env, DAY3, target)
 
     plays = {
@@ -82,7 +82,7 @@ def test_duplicate_events_are_one_songplay_and_an_empty_day_is_a_day(small_lake,
     }
     key = (json.loads(repeated)["sessionId"], json.loads(repeated)["itemInSession"])
     assert songplays(settings) == {"2018-11-01": len(plays[DAY1]), "2018-11-02": len(plays[DAY2] - {key})}
-    with warehouse.cursor(settings) as cur:
+    with warehouse_for(settings).cursor() as cur:
         cur.execute(
             "select log_date, count(*) from analytics.fct_songplays "
             f"where session_id = {key[0]} and item_in_session = {key[1]} group by 1"

@@ -20,7 +20,6 @@ import duckdb
 import httpx
 import pytest
 
-from sparkify import staging, warehouse
 from sparkify.alerts import ALERT_PREFIX
 from sparkify.datagen import generate
 from sparkify.dbt_docs import DOCS_PATH, DOCS_SLUG
@@ -28,6 +27,7 @@ from sparkify.local_airflow import free_port, running
 from sparkify.settings import from_env
 from sparkify.staging import postgres
 from sparkify.summary import MARTS as MARTS_
+from sparkify.warehouses import warehouse_for
 from tests.conftest import (
     REPO,
     drop_database,
@@ -94,7 +94,7 @@ def fetch(workspace, sql: str, params=None) -> list[tuple]:
 def fingerprints(settings, tables=TABLES) -> dict[str, tuple[int, str]]:
     """Rows and an order-independent digest per table (load timestamps left out: they say when, not what)."""
     result = {}
-    with warehouse.cursor(settings) as cur:
+    with warehouse_for(settings).cursor() as cur:
         for table in tables:
             schema, name = table.split(".")
             cur.execute(
@@ -463,9 +463,9 @@ def on_postgres(workspace, first_backfill, pg_database_module):
     }
     settings = from_env(env)
     postgres.ensure_database(settings)
-    staging.stage_songs(settings)
+    warehouse_for(settings).stage_songs()
     for day in ("2018-11-01", "2018-11-02"):
-        staging.stage_events(settings, date.fromisoformat(day))
+        warehouse_for(settings).stage_events(date.fromisoformat(day))
         result = dbt(
             env,
             "build",

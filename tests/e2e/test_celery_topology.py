@@ -15,11 +15,11 @@ import uuid
 import psycopg2
 import pytest
 
-from sparkify import warehouse
 from sparkify.datagen import generate
 from sparkify.local_airflow import DAG_ID, free_port, running
 from sparkify.settings import from_env
 from sparkify.staging import postgres
+from sparkify.warehouses import warehouse_for
 from tests.conftest import drop_database, read_events, s3_connection_env, upload_lake
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -222,7 +222,7 @@ def test_the_task_of_the_killed_worker_was_retried_on_the_other(backfill):
 
 def test_the_warehouse_holds_each_day_once(topology, backfill):
     events = read_events(topology["lake"])
-    with warehouse.cursor(topology["settings"]) as cur:
+    with warehouse_for(topology["settings"]).cursor() as cur:
         cur.execute("select cast(log_date as varchar), count(*) from landing.staging_events group by 1")
         staged = dict(cur.fetchall())
         cur.execute(
@@ -238,7 +238,7 @@ def test_the_warehouse_holds_each_day_once(topology, backfill):
 
 
 def test_the_lake_was_read_from_s3(topology, backfill):
-    with warehouse.cursor(topology["settings"]) as cur:
+    with warehouse_for(topology["settings"]).cursor() as cur:
         cur.execute("select distinct source_file from landing.staging_events order by 1")
         assert [row[0] for row in cur.fetchall()] == [
             f"{topology['s3_lake']}/log_data/2018/11/{day}-events.json" for day in DAYS

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import pytest
 
-from sparkify import warehouse
 from sparkify.alerts import ALERT_PREFIX
 from sparkify.cli import watch_backfill
 from sparkify.datagen import generate
@@ -31,6 +30,7 @@ from sparkify.lake import Lake
 from sparkify.local_airflow import DAG_ID, free_port, running
 from sparkify.settings import from_env
 from sparkify.staging import postgres
+from sparkify.warehouses import warehouse_for
 from tests.conftest import drop_database, read_events
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -253,7 +253,7 @@ def test_the_run_retries_through_a_warehouse_outage(faults, outage):
     assert retried & {"stage_events", "stage_songs"}, tasks
     assert all(ti["state"] == "success" for ti in tasks.values())
     settings = from_env(faults["env"])
-    with warehouse.cursor(settings) as cur:
+    with warehouse_for(settings).cursor() as cur:
         cur.execute("select count(*) from analytics.fct_songplays where log_date = date '2018-11-01'")
         plays = cur.fetchone()[0]
     expected = {
@@ -328,7 +328,7 @@ def test_clearing_the_failed_test_after_fixing_the_data_completes_the_run(faults
     airflow = faults["airflow"]
     run_id = failed_test["run"]["dag_run_id"]
     settings = from_env(faults["env"])
-    with warehouse.cursor(settings, read_only=False) as cur:
+    with warehouse_for(settings).cursor(read_only=False) as cur:
         cur.execute("update landing.staging_events set level = 'free' where level = 'gold'")
         assert cur.rowcount == 1
     airflow.api(
@@ -357,7 +357,7 @@ def test_clearing_the_failed_test_after_fixing_the_data_completes_the_run(faults
     assert FAILING_TEST in cleared and "dbt_sparkify.fct_songplays.run" in cleared
     # Staging was not rerun: only the cleared task and what depends on it ran again.
     assert tasks["stage_events"]["try_number"] == failed_test["tasks"]["stage_events"]["try_number"]
-    with warehouse.cursor(settings) as cur:
+    with warehouse_for(settings).cursor() as cur:
         cur.execute(
             "select log_date, count(*), count(distinct songplay_id) from analytics.fct_songplays group by 1 order by 1"
         )

@@ -12,8 +12,9 @@ from datetime import date
 
 import pytest
 
-from sparkify import staging, summary
+from sparkify import summary
 from sparkify.settings import from_env
+from sparkify.warehouses import warehouse_for
 from tests.dbt.test_dbt_project import dbt
 from tests.e2e.test_backfill import MARTS, fingerprints
 from tests.redshift import checks
@@ -122,9 +123,9 @@ def on_duckdb(run, tmp_path_factory):
         "DBT_LOG_PATH": str(root / "logs"),
     }
     settings = from_env(env)
-    staging.stage_songs(settings)
+    warehouse_for(settings).stage_songs()
     for day in DAYS:
-        staging.stage_events(settings, date.fromisoformat(day))
+        warehouse_for(settings).stage_events(date.fromisoformat(day))
         result = dbt(env, "build", "--vars", f"{{run_date: '{day}'}}", "--target-path", str(root / "target"))
         assert result.returncode == 0, result.stdout[-5000:]
     return fingerprints(settings, MARTS)

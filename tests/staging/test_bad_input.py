@@ -9,15 +9,15 @@ from datetime import date
 
 import pytest
 
-from sparkify import staging, warehouse
 from sparkify.lake import Lake
 from sparkify.staging import rules
+from sparkify.warehouses import warehouse_for
 
 DAY = date(2018, 11, 1)
 
 
 def query(settings, sql):
-    with warehouse.cursor(settings) as cur:
+    with warehouse_for(settings).cursor() as cur:
         cur.execute(sql)
         return [tuple(row) for row in cur.fetchall()]
 
@@ -54,7 +54,7 @@ def test_malformed_lines_are_quarantined_and_the_rest_loads(lake, make_settings)
     source = write_day(lake, corrupted)
     settings = make_settings(lake, SPARKIFY_MAX_BAD_RATIO="0.05")
 
-    result = staging.stage_events(settings, DAY)
+    result = warehouse_for(settings).stage_events(DAY)
 
     assert (result["rows"], result["quarantined"], result["records"]) == (good, 4, good + 4)
     assert quarantine(settings) == [
@@ -76,13 +76,13 @@ def test_above_the_threshold_the_load_fails_naming_the_file_and_lines_and_change
     lake, make_settings
 ):
     settings = make_settings(lake, SPARKIFY_MAX_BAD_RECORDS="2")
-    staging.stage_events(settings, DAY)
+    warehouse_for(settings).stage_events(DAY)
     before = query(settings, "select count(*), sum(ts) from landing.staging_events")
     lines = day_lines(lake)
     # Up to 2 bad lines, or 1 % of them (2 of ~240): 3 are too many.
     source = write_day(lake, ["{oops", *lines[:10], "", *lines[10:], "not json"])
     with pytest.raises(rules.BadInputError) as failure:
-        staging.stage_events(settings, DAY)
+        warehouse_for(settings).stage_events(DAY)
     message = str(failure.value)
     assert source in message
     assert f"3 of {len(lines) + 3} lines are bad" in message
@@ -116,13 +116,13 @@ def test_the_allowance_at_both_edges(lake, make_settings, count, percent, wins):
         lake, SPARKIFY_MAX_BAD_RECORDS=str(count), SPARKIFY_MAX_BAD_RATIO=str(percent / 100)
     )
     write_day(lake, [*lines, *(["{"] * allowed)])
-    result = staging.stage_events(settings, DAY)
+    result = warehouse_for(settings).stage_events(DAY)
     assert (result["rows"], result["quarantined"]) == (len(lines), allowed)
     write_day(lake, [*lines, *(["{"] * (allowed + 1))])
     with pytest.raises(
         rules.BadInputError, match=f"{allowed + 1} of {len(lines) + allowed + 1} lines are bad"
     ):
-        staging.stage_events(settings, DAY)
+        warehouse_for(settings).stage_events(DAY)
     assert query(settings, "select count(*) from landing.staging_quarantine") == [(allowed,)]
 
 
@@ -133,11 +133,11 @@ def test_the_song_files_allowance_at_its_edge(lake, make_settings):
     assert len(songs) * 0.01 < count  # the count is the edge
     for path in songs[:count]:  # each holding two JSON objects
         path.write_text(path.read_text() + "\n{}")
-    result = staging.stage_songs(settings)
+    result = warehouse_for(settings).stage_songs()
     assert (result["rows"], result["quarantined"]) == (len(songs) - count, count)
     songs[count].write_text("{")
     with pytest.raises(rules.BadInputError, match=f"{count + 1} of {len(songs)} song files are bad"):
-        staging.stage_songs(settings)
+        warehouse_for(settings).stage_songs()
     assert query(settings, "select count(*) from landing.staging_songs") == [(len(songs) - count,)]
 
 
@@ -154,7 +154,7 @@ def test_type_drift_is_cast_or_quarantined_field_by_field(lake, make_settings):
     source = write_day(lake, [json.dumps(e) for e in drifted])
     settings = make_settings(lake, SPARKIFY_MAX_BAD_RATIO="1")
 
-    result = staging.stage_events(settings, DAY)
+    result = warehouse_for(settings).stage_events(DAY)
 
     assert (result["rows"], result["quarantined"]) == (4, 2)
     rows = query(
@@ -177,7 +177,7 @@ def test_type_drift_is_cast_or_quarantined_field_by_field(lake, make_settings):
 def test_an_empty_day_file_is_a_day_without_events(lake, make_settings):
     write_day(lake, [])
     settings = make_settings(lake)
-    result = staging.stage_events(settings, DAY)
+    result = warehouse_for(settings).stage_events(DAY)
     assert (result["rows"], result["records"], result["quarantined"]) == (0, 0, 0)
     assert query(settings, "select count(*) from landing.staging_events") == [(0,)]
 
@@ -190,7 +190,7 @@ def test_bad_song_files_are_quarantined_not_fatal(lake, make_settings):
     not_json.write_text("<html>503 Service Unavailable</html>")
     settings = make_settings(lake)
 
-    result = staging.stage_songs(settings)
+    result = warehouse_for(settings).stage_songs()
 
     assert (result["files"], result["rows"], result["quarantined"]) == (len(songs), len(songs) - 2, 2)
     rows = quarantine(settings)
@@ -206,9 +206,9 @@ def test_restaging_replaces_the_quarantine_too(lake, make_settings):
     lines = day_lines(lake)
     write_day(lake, [*lines, "{"])
     settings = make_settings(lake)
-    staging.stage_events(settings, DAY)
-    staging.stage_events(settings, DAY)
+    warehouse_for(settings).stage_events(DAY)
+    warehouse_for(settings).stage_events(DAY)
     assert len(quarantine(settings)) == 1
     write_day(lake, lines)
-    staging.stage_events(settings, DAY)
+    warehouse_for(settings).stage_events(DAY)
     assert quarantine(settings) == []

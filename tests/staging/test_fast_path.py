@@ -10,11 +10,11 @@ from datetime import date
 
 import pytest
 
-from sparkify import warehouse
 from sparkify.lake import Lake
 from sparkify.staging import duckdb as duck
 from sparkify.staging import postgres
 from sparkify.staging.rules import Allowance
+from sparkify.warehouses import warehouse_for
 
 DAY = date(2018, 11, 1)
 FAST = "every line is a plain record"
@@ -33,7 +33,7 @@ def stage(settings, fast: bool, caplog) -> tuple[list, list, list[str]]:
                 )
         else:
             postgres.stage_events(settings, lake, DAY, fast=fast)
-    with warehouse.cursor(settings) as cur:
+    with warehouse_for(settings).cursor() as cur:
         cur.execute(
             "select * from landing.staging_events order by source_line",
         )

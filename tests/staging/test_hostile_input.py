@@ -10,9 +10,9 @@ from datetime import date
 
 import pytest
 
-from sparkify import staging, warehouse
 from sparkify.lake import Lake
 from sparkify.staging import rules, screen
+from sparkify.warehouses import warehouse_for
 
 DAY = date(2018, 11, 1)
 
@@ -23,7 +23,7 @@ def lake(small_lake, tmp_path):
 
 
 def quarantine(settings):
-    with warehouse.cursor(settings) as cur:
+    with warehouse_for(settings).cursor() as cur:
         cur.execute(
             "select source_file, source_line, raw_text, reason from landing.staging_quarantine "
             "order by source_file, source_line"
@@ -32,7 +32,7 @@ def quarantine(settings):
 
 
 def staged_lines(settings):
-    with warehouse.cursor(settings) as cur:
+    with warehouse_for(settings).cursor() as cur:
         cur.execute("select source_line from landing.staging_events order by 1")
         return [row[0] for row in cur.fetchall()]
 
@@ -71,7 +71,7 @@ def test_each_hostile_line_is_quarantined_alone(lake, make_settings):
     path.write_bytes(b"\n".join(new) + b"\n")
     settings = make_settings(lake, SPARKIFY_MAX_BAD_RATIO="1")
 
-    result = staging.stage_events(settings, DAY)
+    result = warehouse_for(settings).stage_events(DAY)
 
     refused = {n for n, (_, reason) in hostile.items() if reason}
     assert (result["records"], result["quarantined"]) == (len(new), len(refused))
@@ -96,7 +96,7 @@ def test_each_hostile_song_file_is_quarantined_alone(lake, make_settings):
     songs[2].write_text(json.dumps({**song, "extra": json.loads(nested(100))}))
     settings = make_settings(lake, SPARKIFY_MAX_BAD_RATIO="1")
 
-    result = staging.stage_songs(settings)
+    result = warehouse_for(settings).stage_songs()
 
     assert (result["files"], result["rows"], result["quarantined"]) == (len(songs), len(songs) - 3, 3)
     assert [(row[0], row[1], row[3]) for row in quarantine(settings)] == [

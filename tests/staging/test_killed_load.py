@@ -10,8 +10,8 @@ import subprocess
 import sys
 from datetime import date
 
-from sparkify import warehouse
 from sparkify.lake import Lake
+from sparkify.warehouses import warehouse_for
 from tests.conftest import REPO
 
 DAY = date(2018, 11, 1)
@@ -19,9 +19,9 @@ STAGE = (
     "import logging, sys\n"
     "logging.basicConfig(level=logging.INFO, stream=sys.stderr, format='%(message)s')\n"
     "from datetime import date\n"
-    "from sparkify import staging\n"
+    "from sparkify.warehouses import warehouse_for\n"
     "from sparkify.settings import from_env\n"
-    f"staging.stage_events(from_env(), date.fromisoformat('{DAY.isoformat()}'))\n"
+    f"warehouse_for(from_env()).stage_events(date.fromisoformat('{DAY.isoformat()}'))\n"
 )
 
 
@@ -44,7 +44,7 @@ def stage_in_process(env: dict[str, str], kill_in_transaction: bool) -> str:
 
 
 def day_rows(settings) -> tuple[int, int]:
-    with warehouse.cursor(settings) as cur:
+    with warehouse_for(settings).cursor() as cur:
         cur.execute(
             "select count(*), count(distinct sessionid * 100000 + iteminsession) from landing.staging_events "
             f"where log_date = date '{DAY.isoformat()}'"

@@ -6,17 +6,17 @@ import json
 import shutil
 from datetime import date
 
-from sparkify import staging, warehouse
 from sparkify.lake import Lake
 from sparkify.settings import from_env
 from sparkify.staging import postgres, schema
+from sparkify.warehouses import warehouse_for
 from tests.conftest import REPO
 
 
 def landed(settings, table: schema.RawTable) -> list[tuple]:
     columns = ", ".join(column.name for column in table.columns)
     order = "sessionid, iteminsession" if table is schema.EVENTS else "song_id"
-    with warehouse.cursor(settings) as cur:
+    with warehouse_for(settings).cursor() as cur:
         cur.execute(f"select {columns} from landing.{table.name} order by {order}")
         return [tuple(row) for row in cur.fetchall()]
 
@@ -27,9 +27,9 @@ def test_duckdb_and_postgres_land_the_same_rows(small_lake, pg_database, tmp_pat
     on_postgres = from_env({**base, "SPARKIFY_WAREHOUSE": "postgres", "SPARKIFY_PG_DATABASE": pg_database})
     postgres.ensure_database(on_postgres)
     for settings in (on_duckdb, on_postgres):
-        staging.stage_songs(settings)
+        warehouse_for(settings).stage_songs()
         for day in small_lake.days:
-            staging.stage_events(settings, day)
+            warehouse_for(settings).stage_events(day)
     for table in (schema.EVENTS, schema.SONGS):
         duckdb_rows = landed(on_duckdb, table)
         assert duckdb_rows == landed(on_postgres, table)
@@ -61,8 +61,8 @@ def test_both_warehouses_quarantine_and_cast_alike(small_lake, pg_database, tmp_
     postgres.ensure_database(on_postgres)
     quarantined = []
     for settings in (on_duckdb, on_postgres):
-        staging.stage_events(settings, date(2018, 11, 1))
-        with warehouse.cursor(settings) as cur:
+        warehouse_for(settings).stage_events(date(2018, 11, 1))
+        with warehouse_for(settings).cursor() as cur:
             cur.execute(
                 "select source_file, source_line, raw_text, reason from landing.staging_quarantine order by source_line"
             )

@@ -7,21 +7,21 @@ from datetime import date
 
 import pytest
 
-from sparkify import staging, warehouse
 from sparkify.lake import Lake, LakeError
+from sparkify.warehouses import warehouse_for
 from tests.conftest import read_events, s3_client
 
 
 def test_s3_lake_stages_like_the_files(small_lake, s3_lake, make_settings):
     settings = make_settings(small_lake.root, SPARKIFY_LAKE=s3_lake)
     assert settings.lake == s3_lake
-    events = staging.stage_events(settings, date(2018, 11, 2))
-    songs = staging.stage_songs(settings)
+    events = warehouse_for(settings).stage_events(date(2018, 11, 2))
+    songs = warehouse_for(settings).stage_songs()
     assert events["source"] == f"{s3_lake}/log_data/2018/11/2018-11-02-events.json"
     assert songs["source"] == f"{s3_lake}/song_data"
 
     day = [e for e in read_events(small_lake.root) if e["_day"] == "2018-11-02"]
-    with warehouse.cursor(settings) as cur:
+    with warehouse_for(settings).cursor() as cur:
         cur.execute(
             "select sessionid, iteminsession, userid, ts, length, source_file from landing.staging_events"
         )
@@ -40,7 +40,7 @@ def test_s3_lake_stages_like_the_files(small_lake, s3_lake, make_settings):
         )
         for path in small_lake.root.glob("song_data/*/*/*/*.json")
     }
-    with warehouse.cursor(settings) as cur:
+    with warehouse_for(settings).cursor() as cur:
         cur.execute("select source_file, song_id, artist_name, duration, year from landing.staging_songs")
         staged_songs = {row[0]: tuple(row[1:]) for row in cur.fetchall()}
     assert songs["files"] == len(files) > 100
@@ -52,9 +52,9 @@ def test_s3_lake_stages_like_the_files(small_lake, s3_lake, make_settings):
 
 def test_unchanged_song_objects_are_not_fetched_again(s3_server, s3_lake, make_settings, small_lake):
     settings = make_settings(small_lake.root, SPARKIFY_LAKE=s3_lake)
-    first = staging.stage_songs(settings)
+    first = warehouse_for(settings).stage_songs()
     assert not first["unchanged"]
-    assert staging.stage_songs(settings)["unchanged"]
+    assert warehouse_for(settings).stage_songs()["unchanged"]
     # One object written again with other content (a new ETag): the files are loaded again.
     bucket, prefix = Lake(s3_lake).bucket_and_prefix()
     key = Lake(s3_lake).song_listing().keys[0]
@@ -62,9 +62,9 @@ def test_unchanged_song_objects_are_not_fetched_again(s3_server, s3_lake, make_s
     s3_client(s3_server).put_object(
         Bucket=bucket, Key=f"{prefix}/{key}", Body=json.dumps({**song, "title": "Retitled"})
     )
-    again = staging.stage_songs(settings)
+    again = warehouse_for(settings).stage_songs()
     assert not again["unchanged"] and again["rows"] == first["rows"]
-    with warehouse.cursor(settings) as cur:
+    with warehouse_for(settings).cursor() as cur:
         cur.execute(f"select title from landing.staging_songs where song_id = '{song['song_id']}'")
         assert cur.fetchall() == [("Retitled",)]
 
@@ -72,7 +72,7 @@ def test_unchanged_song_objects_are_not_fetched_again(s3_server, s3_lake, make_s
 def test_a_missing_day_in_s3_names_the_uri(s3_lake, make_settings, small_lake):
     settings = make_settings(small_lake.root, SPARKIFY_LAKE=s3_lake)
     with pytest.raises(LakeError, match=rf"{s3_lake}/log_data/2018/11/2018-11-21-events\.json"):
-        staging.stage_events(settings, date(2018, 11, 21))
+        warehouse_for(settings).stage_events(date(2018, 11, 21))
 
 
 def test_an_empty_prefix_has_no_song_files(s3_lake):
@@ -103,7 +103,7 @@ def test_only_s3_uris_are_lakes():
 def test_a_key_that_escapes_or_globs_is_refused(small_lake, make_settings, key):
     settings = make_settings(small_lake.root)
     with pytest.raises(ValueError, match="refused: a key is a plain path below the lake's root"):
-        staging.stage_events(settings, date(2018, 11, 1), key)
+        warehouse_for(settings).stage_events(date(2018, 11, 1), key)
 
 
 def test_a_lake_prefix_that_escapes_or_globs_is_refused():

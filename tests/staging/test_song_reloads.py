@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import shutil
 
-from sparkify import staging, warehouse
 from sparkify.staging import schema
+from sparkify.warehouses import warehouse_for
 
 
 def query(settings, sql):
-    with warehouse.cursor(settings) as cur:
+    with warehouse_for(settings).cursor() as cur:
         cur.execute(sql)
         return [tuple(row) for row in cur.fetchall()]
 
@@ -23,7 +23,7 @@ def loaded_at(settings):
 def test_unchanged_song_files_are_kept_and_any_change_reloads_them(small_lake, make_settings, tmp_path):
     lake = shutil.copytree(small_lake.root, tmp_path / "lake")
     settings = make_settings(lake)
-    first = staging.stage_songs(settings)
+    first = warehouse_for(settings).stage_songs()
     assert not first["unchanged"]
     landed = loaded_at(settings)
     assert landed[2] == first["rows"] > 100
@@ -31,7 +31,7 @@ def test_unchanged_song_files_are_kept_and_any_change_reloads_them(small_lake, m
         (schema.SONGS.name, first["files"], first["rows"])
     ]
 
-    again = staging.stage_songs(settings)
+    again = warehouse_for(settings).stage_songs()
     assert again["unchanged"]
     assert {k: v for k, v in again.items() if k != "unchanged"} == {
         k: v for k, v in first.items() if k != "unchanged"
@@ -42,18 +42,18 @@ def test_unchanged_song_files_are_kept_and_any_change_reloads_them(small_lake, m
     song_file = sorted(lake.glob("song_data/*/*/*/*.json"))[0]
     song = json.loads(song_file.read_text())
     song_file.write_text(json.dumps({**song, "title": "A New Title"}))
-    changed = staging.stage_songs(settings)
+    changed = warehouse_for(settings).stage_songs()
     assert not changed["unchanged"]
     assert query(
         settings, f"select title from landing.staging_songs where song_id = '{song['song_id']}'"
     ) == [("A New Title",)]
-    assert staging.stage_songs(settings)["unchanged"]
+    assert warehouse_for(settings).stage_songs()["unchanged"]
 
     # A file removed, then one added: the rows follow.
     song_file.unlink()
-    assert staging.stage_songs(settings)["rows"] == first["rows"] - 1
+    assert warehouse_for(settings).stage_songs()["rows"] == first["rows"] - 1
     song_file.write_text(json.dumps(song))
-    assert staging.stage_songs(settings)["rows"] == first["rows"]
+    assert warehouse_for(settings).stage_songs()["rows"] == first["rows"]
     assert query(
         settings, f"select title from landing.staging_songs where song_id = '{song['song_id']}'"
     ) == [(song["title"],)]
@@ -63,20 +63,20 @@ def test_rows_lost_since_the_last_load_or_a_forced_reload_load_the_files_again(
     small_lake, make_settings, tmp_path
 ):
     settings = make_settings(small_lake.root)
-    first = staging.stage_songs(settings)
-    with warehouse.cursor(settings, read_only=False) as cur:
+    first = warehouse_for(settings).stage_songs()
+    with warehouse_for(settings).cursor(read_only=False) as cur:
         cur.execute(
             "delete from landing.staging_songs where song_id in (select song_id from landing.staging_songs limit 3)"
         )
-    reloaded = staging.stage_songs(settings)
+    reloaded = warehouse_for(settings).stage_songs()
     assert not reloaded["unchanged"]
     assert loaded_at(settings)[2] == first["rows"]
 
-    with warehouse.cursor(settings, read_only=False) as cur:
+    with warehouse_for(settings).cursor(read_only=False) as cur:
         cur.execute("delete from landing.staging_loads")
-    assert not staging.stage_songs(settings)["unchanged"]
-    assert staging.stage_songs(settings)["unchanged"]
+    assert not warehouse_for(settings).stage_songs()["unchanged"]
+    assert warehouse_for(settings).stage_songs()["unchanged"]
 
     # Another allowed bad ratio is another contract: loaded again.
     stricter = make_settings(small_lake.root, SPARKIFY_MAX_BAD_RATIO="0.001")
-    assert not staging.stage_songs(stricter)["unchanged"]
+    assert not warehouse_for(stricter).stage_songs()["unchanged"]

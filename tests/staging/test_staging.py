@@ -7,8 +7,8 @@ from datetime import date
 
 import pytest
 
-from sparkify import staging, warehouse
 from sparkify.lake import Lake, LakeError
+from sparkify.warehouses import warehouse_for
 from tests.conftest import read_events, read_songs
 
 DAY1, DAY2 = date(2018, 11, 1), date(2018, 11, 2)
@@ -31,14 +31,14 @@ TYPES = {
 
 
 def query(settings, sql):
-    with warehouse.cursor(settings) as cur:
+    with warehouse_for(settings).cursor() as cur:
         cur.execute(sql)
         return [tuple(row) for row in cur.fetchall()]
 
 
 def test_a_day_lands_with_explicit_types(small_lake, make_settings, warehouse_name):
     settings = make_settings(small_lake.root)
-    result = staging.stage_events(settings, DAY1)
+    result = warehouse_for(settings).stage_events(DAY1)
     expected = [e for e in read_events(small_lake.root) if e["_day"] == "2018-11-01"]
     assert result["rows"] == len(expected)
     assert result["source"].endswith("log_data/2018/11/2018-11-01-events.json")
@@ -65,11 +65,11 @@ def test_a_day_lands_with_explicit_types(small_lake, make_settings, warehouse_na
 
 def test_restaging_a_day_replaces_that_day_only(small_lake, make_settings):
     settings = make_settings(small_lake.root)
-    staging.stage_events(settings, DAY1)
-    staging.stage_events(settings, DAY2)
+    warehouse_for(settings).stage_events(DAY1)
+    warehouse_for(settings).stage_events(DAY2)
     before = query(settings, "select log_date, count(*) from landing.staging_events group by 1 order by 1")
-    staging.stage_events(settings, DAY1)
-    staging.stage_events(settings, DAY1)
+    warehouse_for(settings).stage_events(DAY1)
+    warehouse_for(settings).stage_events(DAY1)
     after = query(settings, "select log_date, count(*) from landing.staging_events group by 1 order by 1")
     assert after == before
     assert [day for day, _ in after] == [DAY1, DAY2]
@@ -78,12 +78,12 @@ def test_restaging_a_day_replaces_that_day_only(small_lake, make_settings):
 def test_a_missing_day_names_the_expected_file(small_lake, make_settings):
     settings = make_settings(small_lake.root)
     with pytest.raises(LakeError, match=r"log_data/2018/11/2018-11-20-events\.json"):
-        staging.stage_events(settings, date(2018, 11, 20))
+        warehouse_for(settings).stage_events(date(2018, 11, 20))
 
 
 def test_song_files_land_with_a_number_where_text_is_expected(small_lake, make_settings):
     settings = make_settings(small_lake.root)
-    result = staging.stage_songs(settings)
+    result = warehouse_for(settings).stage_songs()
     songs = read_songs(small_lake.root)
     assert result["rows"] == result["files"] == len(songs)
     numeric = [s for s in songs if isinstance(s["artist_name"], int)]
@@ -101,14 +101,14 @@ def test_song_files_land_with_a_number_where_text_is_expected(small_lake, make_s
         f"select title, artist_name from landing.staging_songs where song_id = '{non_ascii['song_id']}'",
     )
     assert staged == [(non_ascii["title"], str(non_ascii["artist_name"]))]
-    staging.stage_songs(settings)
+    warehouse_for(settings).stage_songs()
     assert query(settings, "select count(*) from landing.staging_songs")[0][0] == len(songs)
 
 
 def test_no_song_files_is_an_error_naming_the_folder(make_settings, tmp_path):
     (tmp_path / "empty" / "song_data").mkdir(parents=True)
     with pytest.raises(LakeError, match="song_data"):
-        staging.stage_songs(make_settings(tmp_path / "empty"))
+        warehouse_for(make_settings(tmp_path / "empty")).stage_songs()
 
 
 def test_the_day_key_is_the_bucket_layout():
