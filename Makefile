@@ -14,15 +14,14 @@ START ?= 2018-11-01
 END ?= 2018-11-30
 DATE ?= 2018-11-01
 
-export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
-export DO_NOT_TRACK := 1
-export SCARF_ANALYTICS := false
-export DBT_SEND_ANONYMOUS_USAGE_STATS := False
+# The Airflow configuration every deployment shares (no telemetry, among others), for every command run here.
+include airflow/config.env
+export $(shell sed -n 's/^\([A-Z_][A-Z0-9_]*\)=.*/\1/p' airflow/config.env)
 
 .PHONY: help install data manifest demo backfill airflow stage docs sql bench stack-env lock test lint format clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(firstword $(MAKEFILE_LIST)) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] <= (3, 12) else \

@@ -18,8 +18,8 @@ Measured side by side in one run, so ratios hold on a shared machine:
 Where a target is missed, the sections add what the profile shows: pyinstrument call trees of the DAG import
 and of staging, and where a day's run spends its time (from its task instances).
 
-``--only`` runs some of the sections; docs/BENCHMARKS.md keeps the others as they were. The day section runs each Cosmos execution mode
-(``--execution``).
+``--only`` runs some of the sections; docs/BENCHMARKS.md keeps the others as they were. The day section runs each Cosmos execution mode,
+and the default one on stock Airflow and Cosmos (``--execution``).
 """
 
 from __future__ import annotations
@@ -602,7 +602,7 @@ def one_day(
             "SPARKIFY_DUCKDB_PATH": str(work / f"through_airflow_{execution}.duckdb"),
             "SPARKIFY_DBT_DOCS_DIR": str(work / "dbt_docs"),
             "SPARKIFY_RETRIES": "0",
-            "SPARKIFY_DBT_EXECUTION": execution,
+            **EXECUTIONS[execution][0],
         }
         airflow_settings = from_env(airflow_env)
         home = work / f"airflow-{execution}"
@@ -620,7 +620,7 @@ def one_day(
             airflow_seconds = time.perf_counter() - start
             tis = airflow.task_instances(run["dag_run_id"])
             tasks = len(tis)
-        profiles.append(run_profile(run, tis, f"Cosmos {execution.upper()}"))
+        profiles.append(run_profile(run, tis, EXECUTIONS[execution][1]))
         # The run alone, from its start to its end: the scheduler's start (and its dbt warm-up) left out.
         run_seconds = (
             datetime.fromisoformat(run["end_date"]) - datetime.fromisoformat(run["start_date"])
@@ -628,7 +628,7 @@ def one_day(
         rows.append(
             Row(
                 "One day",
-                f"through Airflow, Cosmos {EXECUTION_LABELS[execution]} ({tasks} tasks, run {run['state']})",
+                f"through Airflow, {EXECUTIONS[execution][1]} ({tasks} tasks, run {run['state']})",
                 f"{airflow_seconds:.1f} s",
                 f"{airflow_seconds / raw_seconds:.1f}x the raw run (target 1.5x); backfill created to run "
                 f"finished (the run alone: {run_seconds:.1f} s, {run_seconds / raw_seconds:.1f}x)",
@@ -637,9 +637,25 @@ def one_day(
     return rows
 
 
-EXECUTION_LABELS = {
-    "local": "LOCAL, dbt runner in process, a dbt command per task",
-    "watcher": "WATCHER (default), one dbt build, a sensor task per node",
+# How the day runs through Airflow: the environment, and the label of its row.
+EXECUTIONS = {
+    "local": (
+        {"SPARKIFY_DBT_EXECUTION": "local"},
+        "Cosmos LOCAL, dbt runner in process, a dbt command per task",
+    ),
+    "watcher": (
+        {"SPARKIFY_DBT_EXECUTION": "watcher"},
+        "Cosmos WATCHER (default), one dbt build, a sensor task per node",
+    ),
+    # What managed Airflow runs: the stock LocalExecutor, no patch of sparkify.tuning.
+    "stock": (
+        {
+            "SPARKIFY_DBT_EXECUTION": "watcher",
+            "SPARKIFY_TUNING": "off",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        },
+        "Cosmos WATCHER on stock Airflow and Cosmos (SPARKIFY_TUNING=off, the stock LocalExecutor)",
+    ),
 }
 
 
@@ -973,7 +989,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample", type=int, default=5000, help="rows timed for the row-by-row baseline")
     parser.add_argument("--only", choices=SECTIONS, action="append", help="sections to run (default: all)")
     parser.add_argument(
-        "--execution", choices=("local", "watcher"), action="append", help="Cosmos modes to run"
+        "--execution", choices=tuple(EXECUTIONS), action="append", help="ways to run the day through Airflow"
     )
     parser.add_argument("--scales", default="1,10,100", help="generator scales of the backfill section")
     parser.add_argument("--days", type=int, default=30, help="days of November in the backfill section")
@@ -997,7 +1013,7 @@ def main(argv: list[str] | None = None) -> int:
             elif name == "hostile":
                 rows = hostile_file(work / "hostile", args.hostile_gib)
             elif name == "day":
-                rows = one_day(settings, work / "day", env, args.execution or ["local", "watcher"], profiles)
+                rows = one_day(settings, work / "day", env, args.execution or list(EXECUTIONS), profiles)
             elif name == "demo":
                 # The scale section's November at scale 1 is this very backfill: measured once.
                 done = [r for r in results if (r.scale, r.days) == (1, 30)]

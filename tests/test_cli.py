@@ -97,6 +97,8 @@ def test_secret_files_are_created_private_never_chmod_ed(monkeypatch, tmp_path):
     monkeypatch.setenv("SPARKIFY_HOME", str(tmp_path))
     settings_module.settings.cache_clear()
     home = tmp_path / "airflow"
+    home.mkdir()
+    (home / "config.env").write_text((REPO / "airflow" / "config.env").read_text())
     umask = os.umask(0)
     try:
         airflow_env(settings_module.settings(), home, 8080)

@@ -10,7 +10,7 @@ from pathlib import Path
 from tests.conftest import REPO
 
 WARM_UP = (
-    "import sys; from sparkify.dbt import warm_up; from sparkify.settings import settings; "
+    "import sys; from sparkify.tuning.dbt_parse import warm_up; from sparkify.settings import settings; "
     "sys.exit(0 if warm_up(settings()) else 3)"
 )
 
@@ -51,7 +51,8 @@ def test_a_failed_warm_up_is_a_warning_not_an_error(tmp_path):
 FORK_AFTER_WARM_UP = """
 import os, shutil, sys, tempfile, time
 from pathlib import Path
-from sparkify.dbt import run_dbt, warm_up
+from sparkify.dbt import run_dbt
+from sparkify.tuning.dbt_parse import warm_up
 from sparkify.settings import from_env
 
 assert warm_up(from_env())
@@ -89,25 +90,26 @@ SHARED = """
 import os, sys
 from sparkify import dbt
 from sparkify.settings import settings
+from sparkify.tuning import dbt_parse
 
 s = settings()
-assert dbt.warm_up(s)
+assert dbt_parse.warm_up(s)
 os.environ.update({**dbt.dag_dbt_env(s), dbt.RUN_DATE_ENV: "2018-11-01"})  # as Cosmos runs a task
 run = ["run", "--select", "dim_users"]
-seen = {"task": dbt.shared_manifest(s, run) is not None}
-seen["another day"] = (os.environ.update({dbt.RUN_DATE_ENV: "2018-11-02"}) or dbt.shared_manifest(s, run)) is not None
-seen["--vars"] = dbt.shared_manifest(s, [*run, "--vars", "{x: 1}"]) is not None
-seen["ls"] = dbt.shared_manifest(s, ["ls"]) is not None
+seen = {"task": dbt_parse.shared_manifest(s, run) is not None}
+seen["another day"] = (os.environ.update({dbt.RUN_DATE_ENV: "2018-11-02"}) or dbt_parse.shared_manifest(s, run)) is not None
+seen["--vars"] = dbt_parse.shared_manifest(s, [*run, "--vars", "{x: 1}"]) is not None
+seen["ls"] = dbt_parse.shared_manifest(s, ["ls"]) is not None
 os.environ["SPARKIFY_RAW_SCHEMA"] = "elsewhere"
-seen["another raw schema"] = dbt.shared_manifest(s, run) is not None
+seen["another raw schema"] = dbt_parse.shared_manifest(s, run) is not None
 os.environ["SPARKIFY_RAW_SCHEMA"] = s.raw_schema
 os.environ["DBT_NEW_VARIABLE"] = "1"
-seen["a new dbt variable"] = dbt.shared_manifest(s, run) is not None
+seen["a new dbt variable"] = dbt_parse.shared_manifest(s, run) is not None
 del os.environ["DBT_NEW_VARIABLE"]
-seen["back as parsed"] = dbt.shared_manifest(s, run) is not None
+seen["back as parsed"] = dbt_parse.shared_manifest(s, run) is not None
 model = s.dbt_project_dir / "models" / "marts" / "dim_users.sql"
 model.write_text(model.read_text() + "\\n")
-seen["a model edited"] = dbt.shared_manifest(s, run) is not None
+seen["a model edited"] = dbt_parse.shared_manifest(s, run) is not None
 print(seen)
 """
 
@@ -144,11 +146,11 @@ def test_dbt_tasks_use_the_warm_up_parse_only_while_it_is_current(tmp_path):
 IMPORT_DAGS = """
 import sys
 from pathlib import Path
-from sparkify.executor import import_dag_modules
+from sparkify.tuning.executor import import_dag_modules
 
-assert "sparkify.watcher" not in sys.modules and "sparkify.staging" not in sys.modules
+assert "sparkify.tuning.watcher" not in sys.modules and "sparkify.warehouses.duckdb" not in sys.modules
 print(import_dag_modules(Path(sys.argv[1])))
-print(sorted(m for m in ("sparkify.watcher", "sparkify.staging", "sparkify.summary") if m in sys.modules))
+print(sorted(m for m in ("sparkify.tuning.watcher", "sparkify.warehouses.duckdb", "sparkify.summary") if m in sys.modules))
 """
 
 
@@ -172,5 +174,5 @@ def test_the_executor_runs_the_dag_files_so_task_processes_find_their_imports_lo
     assert result.returncode == 0, result.stderr[-3000:]
     ran, loaded = result.stdout.strip().splitlines()[-2:]
     assert ran == "['sparkify_daily.py']"
-    assert loaded == "['sparkify.staging', 'sparkify.summary', 'sparkify.watcher']"
+    assert loaded == "['sparkify.summary', 'sparkify.tuning.watcher', 'sparkify.warehouses.duckdb']"
     assert "broken_dag.py failed in the warm-up" in result.stdout + result.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from sparkify.watcher import TEST_FINISHED, failed_test, lean
+from sparkify.tuning.watcher import TEST_FINISHED, failed_test, lean
 
 
 def line(name: str, resource_type: str | None = None, unique_id: str = "", status: str = "success") -> str:

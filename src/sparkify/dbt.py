@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cosmos import DbtTaskGroup, ExecutionConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, SourceRenderingBehavior, TestBehavior
 
+from sparkify import tuning
 from sparkify.settings import Settings
 from sparkify.warehouses import warehouse_for
 
@@ -33,7 +32,13 @@ RUN_DATE_ENV = "SPARKIFY_RUN_DATE"
 # so a daily run learns nothing from them (dbt's advice for production runs); `make test` runs them.
 DAG_DBT_FLAGS = {"DBT_EXCLUDE_RESOURCE_TYPES": "unit_test"}
 EXECUTION_MODES = {"local": ExecutionMode.LOCAL, "watcher": ExecutionMode.WATCHER}
-WATCHER_POLL_SECONDS = 1
+# The watcher's sensors poke on a worker instead of deferring (docs/performance.md): a deferred sensor costs two
+# task processes and the triggerer's loops per level of the graph, a poking one a single process that usually finds its node's
+# result at the first poke, since it starts only once its upstream tasks succeeded. (Not in reschedule mode:
+# Airflow 3 counts each reschedule as a new try, which Cosmos' sensor takes for a retry.) They run outside the
+# writer pool, which only the build takes: a sensor waiting in it would keep the build from starting. Each
+# holds a worker slot while it waits, so the executor needs more than two slots per run.
+WATCHER_OPERATOR_ARGS = {"deferrable": False, "poke_interval": 1, "pool": "default_pool"}
 
 
 def dag_dbt_env(settings: Settings) -> dict[str, str]:
@@ -52,24 +57,29 @@ def task_group_args(settings: Settings) -> dict[str, Any]:
         # dbt parse the whole project again whenever the day changes).
         env_vars={**dag_dbt_env(settings), RUN_DATE_ENV: "{{ ds }}"},
     )
-    # Cosmos wraps the path in Airflow's ObjectStoragePath, whose first use imports every provider's filesystem
-    # (about 1-2 s at each parse, in every task process). The manifest is a local file: read it as one.
-    project_config.manifest_path = manifest
+    tuning.local_manifest(project_config, manifest, settings)
+    warehouse = warehouse_for(settings)
+    watcher = settings.dbt_execution == "watcher"
     return {
         "project_config": project_config,
-        "profile_config": warehouse_for(settings).profile_config(),
+        "profile_config": warehouse.profile_config(),
+        "operator_args": dict(WATCHER_OPERATOR_ARGS) if watcher else {},
         "execution_config": ExecutionConfig(
             execution_mode=EXECUTION_MODES[settings.dbt_execution],
             invocation_mode=InvocationMode.DBT_RUNNER,
+            # The build: the one watcher task that writes (the DAG's pool, its default_args, otherwise).
+            setup_operator_args={"pool": warehouse.writer_pool or "default_pool"} if watcher else None,
         ),
         "render_config": RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
             test_behavior=TestBehavior.AFTER_EACH,
-            should_detach_multiple_parents_tests=True,
+            # A test between two models as a task of its own once both are built. Cosmos' watcher pushes no
+            # result for such a test (the watcher patch does): stock, it runs with its models' tests.
+            should_detach_multiple_parents_tests=not watcher or tuning.active(settings.tuning),
             # A task per source with a freshness check: `dbt source freshness` right after staging.
             source_rendering_behavior=SourceRenderingBehavior.WITH_TESTS_OR_FRESHNESS,
-            # Computing each task's inlets and outlets (Airflow assets) costs ~1.3 s per task; the lineage is in
-            # the dbt docs. (Set here: Cosmos overrides operator_args' emit_datasets with this one.)
+            # Computing each task's inlets and outlets (Airflow assets) is slow (docs/performance.md); the
+            # lineage is in the dbt docs. (Set here: Cosmos overrides operator_args' emit_datasets with this one.)
             emit_datasets=False,
         ),
     }
@@ -79,27 +89,14 @@ def dbt_task_group(settings: Settings, group_id: str = "dbt_sparkify") -> DbtTas
     """The dbt project as an Airflow task group (call inside a DAG).
 
     In watcher mode (the default) one producer task runs ``dbt build`` and every model, model's tests, detached
-    test and source keeps its own task, a sensor that reports that node's result (``sparkify.watcher``). Only
-    the producer writes: it alone takes the DuckDB writer pool, while the sensors, polling every second, run
-    outside it; a sensor that is retried runs its own node with dbt and may then wait for the warehouse's lock
-    like any writer (a cleared run builds again).
+    test and source keeps its own task, a sensor that reports that node's result. Only the producer writes: it
+    alone takes the warehouse's writer pool, while the sensors, polling every second, run outside it; a sensor
+    that is retried runs its own node with dbt and may then wait for the warehouse's lock like any writer. With
+    the tuning on (``sparkify.tuning.watcher``) a cleared run builds again.
     """
     group = DbtTaskGroup(group_id=group_id, **task_group_args(settings))
-    if settings.dbt_execution != "watcher":
-        return group
-    from sparkify.watcher import tune
-
-    tune(_tasks(group), WATCHER_POLL_SECONDS)
+    tuning.tune_task_group(group, settings)
     return group
-
-
-def _tasks(group: Any) -> Iterator[Any]:
-    """Every task of a task group, nested groups (a model's run and test) included."""
-    for child in group.children.values():
-        if hasattr(child, "children"):
-            yield from _tasks(child)
-        else:
-            yield child
 
 
 def run_dbt(settings: Settings, *args: str) -> Any:
@@ -134,25 +131,7 @@ def run_dbt(settings: Settings, *args: str) -> Any:
     return result.result
 
 
-# Commands whose nodes come from the project's manifest: a task may run them on the warm-up's parsed project.
-SHARED_MANIFEST_COMMANDS = frozenset({"run", "test", "build", "seed", "snapshot", "source"})
-# Commands whose JSON artifacts no task reads (LOCAL's model and test tasks).
-NO_ARTIFACT_COMMANDS = frozenset({"run", "test"})
-
-
-@dataclass(frozen=True)
-class _Parsed:
-    """The project as the warm-up parsed it, and what the parse depended on."""
-
-    manifest: Any
-    files: dict[str, tuple[int, int]]
-    env: dict[str, str | None]
-
-
-_PARSED: _Parsed | None = None
-
-
-def _project_files(project_dir: Path) -> dict[str, tuple[int, int]]:
+def project_files(project_dir: Path) -> dict[str, tuple[int, int]]:
     """Every file dbt parses in the project (not its target, logs or packages), with its mtime and size."""
     files = {}
     for folder, subfolders, names in os.walk(project_dir):
@@ -163,114 +142,6 @@ def _project_files(project_dir: Path) -> dict[str, tuple[int, int]]:
             stat = path.stat()
             files[path.relative_to(project_dir).as_posix()] = (stat.st_mtime_ns, stat.st_size)
     return files
-
-
-def _parse_env(manifest: Any, environ: Mapping[str, str]) -> dict[str, str | None]:
-    """The environment a parse depended on: what the project read while parsing (dbt records it), and every
-    variable of the project's and dbt's own (the day, read only at execution, excepted)."""
-    keys = {key for key in environ if key.startswith(("SPARKIFY_", "DBT_"))} | set(manifest.env_vars)
-    keys -= {RUN_DATE_ENV} - set(manifest.env_vars)
-    return {key: environ.get(key) for key in sorted(keys)}
-
-
-def shared_manifest(settings: Settings, args: list[str]) -> Any:
-    """The warm-up's parsed project for this dbt command, or ``None`` (dbt then loads it as usual): only for a
-    command on the manifest's nodes, without ``--vars``, while no project file and no variable it was parsed
-    with has changed."""
-    parsed = _PARSED
-    if parsed is None or not args or args[0] not in SHARED_MANIFEST_COMMANDS or "--vars" in args:
-        return None
-    if _project_files(settings.dbt_project_dir) != parsed.files:
-        return None
-    if _parse_env(parsed.manifest, os.environ) != parsed.env:
-        return None
-    return parsed.manifest
-
-
-class _SharedManifestRunner:
-    """What Cosmos' ``get_runner`` returns in a warmed process: a dbtRunner given the warm-up's parsed project
-    when ``shared_manifest`` allows it, so a task skips loading the project (about 0.2 s of a 0.65 s task). A
-    model's or a test's task then also skips writing dbt's JSON artifacts (manifest and run results, 0.1 s),
-    which nothing reads there: Cosmos takes the result from the runner, the compiled SQL is still written, and
-    a WATCHER build and freshness checks keep theirs."""
-
-    def __init__(self, settings: Settings, callbacks: list[Any] | None) -> None:
-        self.settings = settings
-        self.callbacks = callbacks
-
-    def invoke(self, args: list[str], **kwargs: Any) -> Any:
-        import logging
-
-        from dbt.cli.main import dbtRunner
-
-        args = list(args)
-        manifest = shared_manifest(self.settings, args)
-        if manifest is not None:
-            if args[0] in NO_ARTIFACT_COMMANDS and "--write-json" not in args:
-                args.append("--no-write-json")
-            logging.getLogger(__name__).info(
-                "dbt runs on the project as the warm-up parsed it (unchanged since): %s", " ".join(args)
-            )
-        return dbtRunner(manifest=manifest, callbacks=self.callbacks).invoke(args, **kwargs)
-
-
-def _share_parsed_project(settings: Settings, manifest: Any) -> None:
-    """Keep the warm-up's parsed project for the task processes forked from this one (Cosmos runs each dbt
-    command through ``cosmos.dbt.runner.get_runner``)."""
-    global _PARSED
-    import cosmos.dbt.runner
-
-    # The environment of a dbt task: this process's, with the project's variables (Cosmos' env_vars).
-    environ = {**os.environ, **dag_dbt_env(settings)}
-    _PARSED = _Parsed(manifest, _project_files(settings.dbt_project_dir), _parse_env(manifest, environ))
-    cosmos.dbt.runner.get_runner = lambda callbacks=None: _SharedManifestRunner(settings, callbacks)
-
-
-def warm_up(settings: Settings) -> bool:
-    """Parse the project once in this process (``dbt parse`` into a scratch folder: nothing written to the
-    project, the warehouse not opened), so that every task process forked from it later starts with dbt warm:
-    its adapter registered, the project's macros compiled, and the parsed project at hand (``shared_manifest``).
-    A failure only leaves the tasks starting dbt cold: logged, never raised.
-
-    A dbt task then costs about 0.7 s less (measured in a forked child: 0.8 s instead of 1.5 s for one model),
-    and about 0.2 s less again with the parsed project. The DAG's tasks are forked from the executor's process:
-    the scheduler with ``sparkify.executor``'s LocalExecutor, or a Celery worker configured by
-    ``sparkify.celery_config``.
-    """
-    import logging
-    import tempfile
-    import time
-
-    log = logging.getLogger(__name__)
-    if reason := warehouse_for(settings).cold_dbt_reason:
-        log.info("dbt not warmed up: %s", reason)
-        return False
-    start = time.perf_counter()
-    try:
-        with tempfile.TemporaryDirectory(prefix="sparkify-dbt-warm-up-") as scratch:
-            manifest = run_dbt(
-                settings,
-                "parse",
-                # dbt's static parser (the Rust dbt-extractor) must not run here: a process forked after it has
-                # run hangs forever at its next use (a full parse in a task, e.g. `dbt docs generate`).
-                "--no-static-parser",
-                "--quiet",
-                "--log-level",
-                "none",
-                "--no-write-json",
-                "--target-path",
-                str(Path(scratch) / "target"),
-                "--log-path",
-                str(Path(scratch) / "logs"),
-            )
-        _share_parsed_project(settings, manifest)
-    except Exception:  # slower tasks, not wrong ones: never stop the scheduler or a worker for it
-        log.warning("dbt warm-up failed; dbt tasks will start cold", exc_info=True)
-        return False
-    log.info(
-        "dbt warmed up in %.1f s for the task processes forked from this one", time.perf_counter() - start
-    )
-    return True
 
 
 def build_manifest(settings: Settings) -> Path:
@@ -297,7 +168,7 @@ def docs_fingerprint(settings: Settings) -> str | None:
         return None
     digest = hashlib.sha256(f"dbt {dbt_version}\n{json.dumps(settings.dbt_env(), sort_keys=True)}".encode())
     project = settings.dbt_project_dir
-    for name in sorted(_project_files(project)):
+    for name in sorted(project_files(project)):
         digest.update(f"\n{name}\n".encode() + (project / name).read_bytes())
     digest.update((settings.dbt_profiles_dir / "profiles.yml").read_bytes())
     with warehouse.cursor() as cur:
@@ -313,7 +184,7 @@ def generate_docs(settings: Settings, force: bool = True) -> Path:
     """``dbt docs generate`` into the docs folder that the Airflow UI serves (index, manifest and catalog).
 
     Without ``force``, kept as they are when nothing they are generated from changed since they were (see
-    ``docs_fingerprint``): a daily run then checks in a few milliseconds instead of regenerating (about 2 s).
+    ``docs_fingerprint``): a daily run then checks instead of regenerating (docs/performance.md).
     The compiled SQL they show is that of the day they were generated for."""
     import logging
 

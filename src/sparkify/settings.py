@@ -109,6 +109,8 @@ class Settings:
     # How Cosmos runs dbt: "watcher" (one dbt build per run, watched by one task per model and per test) or
     # "local" (each task runs its own dbt command). See docs/BENCHMARKS.md for the measured choice.
     dbt_execution: str = "watcher"
+    # Whether the project's patches to Cosmos, Airflow and dbt apply (``sparkify.tuning``); off, stock behaviour.
+    tuning: bool = True
 
     @property
     def allowance(self) -> Allowance:
@@ -214,6 +216,7 @@ def from_env(environ: os._Environ[str] | dict[str, str] | None = None) -> Settin
         dbt_execution=_choice(
             env.get("SPARKIFY_DBT_EXECUTION", "watcher"), "SPARKIFY_DBT_EXECUTION", DBT_EXECUTIONS
         ),
+        tuning=_choice(env.get("SPARKIFY_TUNING", "on"), "SPARKIFY_TUNING", ("on", "off")) == "on",
     )
     warehouse_for(config).check()
     return config

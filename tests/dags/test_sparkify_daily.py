@@ -10,7 +10,7 @@ import pytest
 from cosmos.operators._watcher.base import BaseConsumerSensor
 
 from sparkify.lake import LOG_KEY_TEMPLATE, Lake
-from sparkify.watcher import DbtBuildProducer, DbtRunSensor, DbtSourceSensor, DbtTestSensor
+from sparkify.tuning.watcher import DbtBuildProducer, DbtRunSensor, DbtSourceSensor, DbtTestSensor
 from tests.conftest import REPO
 
 MODELS = (

@@ -134,7 +134,7 @@ def task_logs(home: str | Path, pattern: str) -> list[Path]:
 
 def assert_warmed_before_forking(home: str | Path) -> None:
     scheduler_log = Path(home, "logs", "scheduler.log").read_text()
-    assert "Loaded executor: ::sparkify.executor.WarmLocalExecutor" in scheduler_log
+    assert "Loaded executor: ::sparkify.tuning.executor.WarmLocalExecutor" in scheduler_log
     warmed = scheduler_log.index("dbt warmed up in")
     assert warmed < scheduler_log.index("Worker starting up"), (
         "the executor forked its workers before dbt ran"
@@ -231,10 +231,15 @@ def test_local_execution_builds_the_same_marts_on_the_warm_up_parse(
 
 @pytest.fixture(scope="module")
 def stock_backfill(tmp_path_factory, workspace):
-    """The same two days on Airflow's stock LocalExecutor (as managed Airflow and the official image run it):
-    no warm-up, each task process loading dbt and the project itself."""
+    """The same two days on Airflow's stock LocalExecutor (as managed Airflow and the official image run it),
+    with every patch off (``sparkify.tuning``): Cosmos' own watcher classes, no warm-up, each task process
+    loading dbt and the project itself."""
     return same_days_elsewhere(
-        tmp_path_factory, workspace, "e2e-stock", AIRFLOW__CORE__EXECUTOR="LocalExecutor"
+        tmp_path_factory,
+        workspace,
+        "e2e-stock",
+        AIRFLOW__CORE__EXECUTOR="LocalExecutor",
+        SPARKIFY_TUNING="off",
     )
 
 

@@ -87,7 +87,7 @@ def topology(tmp_path_factory, postgres_server, redis_url, s3_server):
         "SPARKIFY_MAX_ACTIVE_RUNS": "1",
         "SPARKIFY_DBT_DOCS_DIR": str(root / "dbt_docs"),
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-        "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "sparkify.celery_config.CELERY_CONFIG",
+        "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "sparkify.tuning.celery_config.CELERY_CONFIG",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{login}{pg.host}:{pg.port}/{metadata}",
         "AIRFLOW__CELERY__BROKER_URL": redis_url,
         "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://{login}{pg.host}:{pg.port}/{metadata}",

@@ -1,12 +1,11 @@
-"""Cosmos' watcher mode, tuned for a daily run of many small nodes.
+"""Patch: Cosmos' watcher mode, tuned for a daily run of many small nodes (written for Cosmos 1.15).
 
 One producer task runs ``dbt build``; every model, model's tests, detached test and source keeps its own Airflow
 task, a sensor that reports its node's result from the producer's XComs (and, when retried or cleared, runs its
-node with dbt itself). Four changes to Cosmos' classes (the reasons and numbers: docs/BENCHMARKS.md):
+node with dbt itself). The sensors poke instead of deferring through Cosmos' public arguments
+(``sparkify.dbt.WATCHER_OPERATOR_ARGS``); this module changes Cosmos' classes in three ways (what each buys:
+docs/performance.md), applied by ``tune`` through ``sparkify.tuning.tune_task_group`` only:
 
-- Sensors poke on a worker instead of deferring: a deferred sensor costs two task processes and the
-  triggerer's loops (about 3 s per level of the graph), a poking one a single process that usually finds its
-  node's result at the first poke, since it starts only once its upstream tasks succeeded.
 - The producer pushes only the XComs a sensor reads: each node's final dbt event (not its start, compiling and
   executing events, which overwrote the same key three more times) and not for tests, whose events no sensor
   reads. Each push is a round trip through the task's supervisor to the API server.
@@ -143,17 +142,8 @@ class DbtBuildProducer(DbtProducerWatcherOperator):
         return parse_lean
 
 
-class _Poking:
-    """A watcher sensor that pokes on a worker: one process, no triggerer round trips. (Not in reschedule mode:
-    Airflow 3 counts each reschedule as a new try, which Cosmos' sensor takes for a retry and answers by running
-    its node itself.) Only a source's sensor can start before its run's build does; each holds a worker slot
-    while it waits, so the executor needs more than two slots per run waiting for its build (the DAG runs one
-    at a time by default)."""
-
-    def configure(self, poke_interval: float) -> None:
-        self.deferrable = False
-        self.poke_interval = poke_interval
-        self.pool = "default_pool"
+class _ReadsItsClear:
+    """A watcher sensor that tells a first try after a clear from a retry."""
 
     _reads_build = False
 
@@ -190,11 +180,11 @@ class _Poking:
         return super()._handle_retry(try_number, producer_task_state, context)
 
 
-class DbtRunSensor(_Poking, DbtRunWatcherOperator):
+class DbtRunSensor(_ReadsItsClear, DbtRunWatcherOperator):
     """The result of a model in the producer's build."""
 
 
-class DbtTestSensor(_Poking, DbtTestWatcherOperator):
+class DbtTestSensor(_ReadsItsClear, DbtTestWatcherOperator):
     """The result of a model's tests, or of a detached test, in the producer's build. When one of them ran and
     failed in the build the sensor reads (dbt's status ``fail``: its query returned rows), the task fails
     without retries: the data stays as it is until someone fixes it. Any other failed result keeps the retries:
@@ -219,7 +209,7 @@ class DbtTestSensor(_Poking, DbtTestWatcherOperator):
             raise
 
 
-class DbtSourceSensor(_Poking, DbtSourceWatcherOperator):
+class DbtSourceSensor(_ReadsItsClear, DbtSourceWatcherOperator):
     """The freshness of a source, checked by the producer before its build."""
 
 
@@ -230,7 +220,7 @@ SENSOR_CLASSES = {
 }
 
 
-def tune(tasks: Iterator[Any], poke_interval: float) -> None:
+def tune(tasks: Iterator[Any]) -> None:
     """Turn the watcher tasks Cosmos rendered into this module's classes (same arguments, same task ids)."""
     producer = None
     detached_tests = []
@@ -240,7 +230,6 @@ def tune(tasks: Iterator[Any], poke_interval: float) -> None:
             producer = task
         elif type(task) in SENSOR_CLASSES:
             task.__class__ = SENSOR_CLASSES[type(task)]
-            task.configure(poke_interval)
             if isinstance(task, DbtTestSensor) and task.model_unique_id.startswith("test."):
                 detached_tests.append(task.model_unique_id)
         elif isinstance(task, BaseConsumerSensor):

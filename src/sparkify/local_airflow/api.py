@@ -1,0 +1,221 @@
+"""The REST API of a local Airflow, as an operator would use it: logged in as the admin, DAG runs and
+backfills of the project's DAG."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from sparkify.local_airflow.config import ADMIN_USER, admin_password
+from sparkify.local_airflow.processes import AirflowStartError
+
+DAG_ID = "sparkify_daily"
+TERMINAL_RUN_STATES = {"success", "failed"}
+
+
+class AirflowApi:
+    """The api-server's REST API (attributes of ``LocalAirflow``: home, port, _token)."""
+
+    @property
+    def url(self) -> str:
+        return f"http://localhost:{self.port}"
+
+    def check_alive(self) -> None:
+        """Raise if what answers the API has died (``AirflowProcesses`` checks its processes)."""
+        return None
+
+    def wait_until(
+        self,
+        what: str,
+        probe: Any,
+        timeout: float,
+        interval: float = 1.0,
+        describe: Callable[[], str] | None = None,
+    ) -> Any:
+        """Poll ``probe`` until it returns something truthy; on timeout the error carries ``describe()`` (the
+        state that was waited on), so a failure in CI explains itself."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                result = probe()
+            except httpx.HTTPError:
+                result = None
+            if result:
+                return result
+            time.sleep(interval)
+        state = ""
+        if describe is not None:
+            try:
+                state = f"\n{describe()}"
+            except Exception as error:
+                state = f"\n(state unavailable: {error})"
+        raise AirflowStartError(
+            f"timed out after {timeout:.0f}s waiting for {what}; logs in {self.home / 'logs'}{state}"
+        )
+
+    def _login(self) -> str:
+        response = httpx.post(
+            f"{self.url}/auth/token",
+            json={"username": ADMIN_USER, "password": admin_password(self.home)},
+            timeout=10,
+        )
+        response.raise_for_status()
+        return response.json()["access_token"]
+
+    def api(self, method: str, path: str, **kwargs: Any) -> Any:
+        if self._token is None:
+            self._token = self._login()
+        headers = {"Authorization": f"Bearer {self._token}", **kwargs.pop("headers", {})}
+        response = httpx.request(
+            method,
+            f"{self.url}/api/v2{path}",
+            headers=headers,
+            timeout=30,
+            **kwargs,
+        )
+        if response.status_code >= 400:
+            raise httpx.HTTPStatusError(
+                f"{method} {path}: {response.status_code} {response.text[:500]}",
+                request=response.request,
+                response=response,
+            )
+        return response.json() if response.content else None
+
+    def wait_ready(self, timeout: float = 180) -> None:
+        """Until the api-server answers and the dag-processor has serialized the DAG."""
+        self.wait_until(
+            "the api-server",
+            lambda: httpx.get(f"{self.url}/api/v2/monitor/health", timeout=5).is_success,
+            timeout,
+        )
+        self.wait_until(f"DAG {DAG_ID} to be parsed", lambda: self._dag_parsed(), timeout)
+
+    def _dag_parsed(self) -> bool:
+        try:
+            self.api("GET", f"/dags/{DAG_ID}/details")
+        except httpx.HTTPStatusError as error:
+            if error.response.status_code == 404:
+                errors = self.api("GET", "/importErrors")
+                if errors.get("import_errors"):
+                    raise AirflowStartError(
+                        "the DAG folder has import errors:\n"
+                        + "\n".join(e["filename"] + ": " + e["stack_trace"] for e in errors["import_errors"])
+                    ) from error
+                return False
+            raise
+        return True
+
+    def cancel_active_backfills(self) -> list[int]:
+        """Cancel backfills left active by an interrupted command (Airflow allows one active backfill per DAG)."""
+        listing = self.api("GET", "/backfills", params={"dag_id": DAG_ID, "limit": 1000})
+        cancelled = []
+        for backfill in listing["backfills"]:
+            if backfill["completed_at"] is None:
+                self.api("PUT", f"/backfills/{backfill['id']}/cancel")
+                cancelled.append(backfill["id"])
+        return cancelled
+
+    def abandon_backfill(self, backfill_id: int, start: str, end: str) -> list[str]:
+        """Before stopping mid-backfill: cancel the backfill and mark its unfinished runs failed (Airflow stops
+        their tasks), so that nothing is left running in the metadata database for the next start to find as a
+        task that died, and wait out a retry for. The next backfill of those days reruns them. The days of the
+        runs marked failed."""
+        self.while_busy(lambda: self.api("PUT", f"/backfills/{backfill_id}/cancel"))
+        marked = []
+        for run in self.while_busy(lambda: self.runs(start, end)):
+            if run["state"] in {"queued", "running"}:
+                path = f"/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}"
+                self.while_busy(lambda path=path: self.api("PATCH", path, json={"state": "failed"}))
+                marked.append(run["logical_date"][:10])
+        return marked
+
+    @staticmethod
+    def while_busy(request: Callable[[], Any], attempts: int = 10) -> Any:
+        """``request()``, made again while the metadata database is busy: on SQLite the API answers 500 or 503
+        while the scheduler holds its lock, which is no fault of the request."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return request()
+            except httpx.HTTPStatusError as error:
+                if error.response.status_code not in {500, 503} or attempt == attempts:
+                    raise
+                time.sleep(attempt * 0.5)
+        return None
+
+    def wait_backfill_completed(self, backfill_id: int, timeout: float = 45) -> bool:
+        """Wait for the scheduler to mark a finished backfill complete (it checks every 30 s, hard-coded). One
+        stopped before that is still active at the next start, which cancels it, and cancelling pauses it:
+        Airflow never starts a run of a paused backfill again, so clearing one of its runs in the UI would leave
+        the run queued for good. False if the scheduler has not marked it within ``timeout``."""
+        try:
+            self.wait_until(
+                "the scheduler to mark the backfill complete",
+                lambda: self.api("GET", f"/backfills/{backfill_id}")["completed_at"],
+                timeout=timeout,
+            )
+        except AirflowStartError:
+            self.check_alive()  # a component that died is its own error, not a backfill left unmarked
+            return False
+        return True
+
+    def _post_backfill(self, start: str, end: str, max_active_runs: int) -> dict[str, Any]:
+        return self.api(
+            "POST",
+            "/backfills",
+            json={
+                "dag_id": DAG_ID,
+                "from_date": f"{start}T00:00:00Z",
+                "to_date": f"{end}T00:00:00Z",
+                "max_active_runs": max_active_runs,
+                "reprocess_behavior": "completed",
+                "run_backwards": False,
+                "dag_run_conf": {},
+            },
+        )
+
+    def runs(self, start: str, end: str) -> list[dict[str, Any]]:
+        response = self.api(
+            "GET",
+            f"/dags/{DAG_ID}/dagRuns",
+            params={
+                "logical_date_gte": f"{start}T00:00:00Z",
+                "logical_date_lte": f"{end}T00:00:00Z",
+                "limit": 1000,
+                "order_by": "logical_date",
+            },
+        )
+        # A rerun of a day replaces its run; keep the latest run per day.
+        latest: dict[str, dict[str, Any]] = {}
+        for run in response["dag_runs"]:
+            day = run["logical_date"][:10]
+            if day not in latest or (run["queued_at"] or "") >= (latest[day]["queued_at"] or ""):
+                latest[day] = run
+        return [latest[day] for day in sorted(latest)]
+
+    def task_instances(self, run_id: str) -> list[dict[str, Any]]:
+        response = self.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", params={"limit": 1000})
+        return response["task_instances"]
+
+    def finished_runs(self, start: str, end: str, expected: int) -> list[dict[str, Any]] | None:
+        """The runs of [start, end] once there are ``expected`` of them and all have finished, else None."""
+        runs = self.runs(start, end)
+        if len(runs) == expected and all(run["state"] in TERMINAL_RUN_STATES for run in runs):
+            return runs
+        return None
+
+    def describe_runs(self, start: str, end: str) -> str:
+        """Each run's state and its unfinished or failed task instances (state, try, host), for timeouts."""
+        lines = []
+        for run in self.runs(start, end):
+            lines.append(f"{run['dag_run_id']}: {run['state']}")
+            for ti in self.task_instances(run["dag_run_id"]):
+                if ti["state"] not in {"success", "skipped"}:
+                    lines.append(
+                        f"  {ti['task_id']}: {ti['state']} try {ti['try_number']} on {ti['hostname'] or '-'}"
+                        f" (queued {ti['queued_when'] or '-'}, started {ti['start_date'] or '-'})"
+                    )
+        return "\n".join(lines) or "no run"
