@@ -158,3 +158,20 @@ def test_the_image_installs_the_same_pins_as_the_project_without_dev_tools():
     assert image.items() <= project.items()
     assert image["apache-airflow"] == "3.3.2" and "apache-airflow-providers-celery" in image
     assert not {"pytest", "ruff", "moto"} & image.keys()
+
+
+def test_published_ports_bind_to_loopback_unless_the_user_opts_in(services):
+    published = [(name, port) for name, service in services.items() for port in service.get("ports", [])]
+    assert len(published) >= 3
+    for name, port in published:
+        assert interpolate(port, {}).startswith("127.0.0.1:"), (name, port)
+        assert interpolate(port, {"SPARKIFY_BIND_ADDRESS": "192.0.2.10"}).startswith("192.0.2.10:"), (
+            name,
+            port,
+        )
+
+
+def test_the_stack_runs_one_run_at_a_time_as_everywhere_else(text):
+    env = yaml.safe_load(text)["x-airflow-common"]["environment"]
+    settings = from_env({key: value for key, value in env.items() if key.startswith("SPARKIFY_")})
+    assert settings.max_active_runs == 1
