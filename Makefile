@@ -18,7 +18,7 @@ DATE ?= 2018-11-01
 include airflow/config.env
 export $(shell sed -n 's/^\([A-Z_][A-Z0-9_]*\)=.*/\1/p' airflow/config.env)
 
-.PHONY: help install data manifest demo backfill airflow stage docs sql bench stack-env lock test lint format clean
+.PHONY: help install data manifest demo backfill airflow stage docs sql bench stack-env stack-test lock test lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(firstword $(MAKEFILE_LIST)) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -91,8 +91,14 @@ format: install ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: install manifest lint ## install, then run every test
-	$(BIN)/python -m pytest
+test: install manifest lint ## install, then run every test but the Docker stack's (make stack-test)
+	$(BIN)/python -m pytest -m "not stack"
+
+stack-test: install ## Docker: build the images, start docker-compose.yaml, backfill 3 days, kill a worker, compare
+	.ci/ensure-docker
+	docker/ci/build-images
+	$(BIN)/python -m sparkify.cli stack-env
+	$(BIN)/python -m pytest -m stack tests/stack
 
 clean: ## remove generated data, the local Airflow home, the DuckDB file and dbt's target
 	rm -rf $(LOCAL) dbt_sparkify/target dbt_sparkify/logs

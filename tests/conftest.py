@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +17,8 @@ from psycopg2 import sql
 
 from sparkify.datagen import GeneratedLake, generate
 from sparkify.settings import Settings, from_env
+from sparkify.summary import MARTS as MARTS_
+from sparkify.warehouses import warehouse_for
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -224,3 +229,49 @@ def s3_lake(s3_server, small_lake, monkeypatch) -> str:
     for key, value in s3_connection_env(s3_server).items():
         monkeypatch.setenv(key, value)
     return upload_lake(s3_server, small_lake.root, f"lake-{uuid.uuid4().hex[:8]}", "sparkify/raw")
+
+
+MARTS = tuple(f"analytics.{mart}" for mart in MARTS_)
+LOAD_TIME_COLUMNS = {"loaded_at", "quarantined_at"}
+
+
+def backfill(env: dict[str, str], start: str, end: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sparkify.cli",
+            "backfill",
+            "--start",
+            start,
+            "--end",
+            end,
+            "--timeout",
+            "1200",
+            *extra,
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1400,
+    )
+    result.report = f"--- stdout\n{result.stdout[-6000:]}\n--- stderr\n{result.stderr[-4000:]}"
+    return result
+
+
+def fingerprints(settings: Settings, tables: tuple[str, ...] = MARTS) -> dict[str, tuple[int, str]]:
+    """Rows and an order-independent digest per table (load timestamps left out: they say when, not what)."""
+    result = {}
+    with warehouse_for(settings).cursor() as cur:
+        for table in tables:
+            schema, name = table.split(".")
+            cur.execute(
+                "select column_name from information_schema.columns "
+                f"where table_schema = '{schema}' and table_name = '{name}' order by ordinal_position"
+            )
+            columns = [row[0] for row in cur.fetchall() if row[0] not in LOAD_TIME_COLUMNS]
+            cur.execute(f"select {', '.join(columns)} from {table}")
+            rows = sorted(repr(tuple(row)) for row in cur.fetchall())
+            result[table] = (len(rows), hashlib.sha256("\n".join(rows).encode()).hexdigest())
+    return result

@@ -82,7 +82,9 @@ def test_stack_env_generates_secrets_once_and_keeps_them(monkeypatch, tmp_path, 
     assert all(len(values[name]) >= 16 for name in cli.STACK_SECRETS if name != "WAREHOUSE_PASSWORD")
     assert (tmp_path / ".env").stat().st_mode & 0o777 == 0o600
     out = capsys.readouterr().out
-    assert "8 value(s) generated" in out and "0 value(s) generated (none), 9 kept" in out
+    # All but the kept password, plus AIRFLOW_UID; the second time, nothing.
+    generated = len(cli.STACK_SECRETS)
+    assert f"{generated} value(s) generated" in out and f"0 value(s) generated (none), {generated + 1} kept" in out
 
 
 def test_secret_files_are_created_private_never_chmod_ed(monkeypatch, tmp_path):

@@ -13,6 +13,7 @@ import sys
 import time
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from sparkify import summary
@@ -353,6 +354,20 @@ def cmd_prepare(_: argparse.Namespace) -> int:
     return cmd_manifest(_)
 
 
+def cmd_upload_lake(args: argparse.Namespace) -> int:
+    """The compose stack's first start: the generated sample lake into the object store (SPARKIFY_LAKE)."""
+    from sparkify.lake import Lake
+
+    config = settings()
+    lake = Lake(config.lake, config.aws_conn_id)
+    if lake.is_local:
+        print(f"error: SPARKIFY_LAKE={config.lake} is not an s3:// lake", file=sys.stderr)
+        return 2
+    count = lake.upload(Path(args.source))
+    print(f"uploaded {count} file(s) from {args.source} to {config.lake}", flush=True)
+    return 0
+
+
 # The secrets docker-compose.yaml requires, each generated once into .env (kept out of git).
 STACK_SECRETS = (
     "AIRFLOW_DB_PASSWORD",
@@ -361,6 +376,7 @@ STACK_SECRETS = (
     "AIRFLOW_API_SECRET_KEY",
     "AIRFLOW_FERNET_KEY",
     "WAREHOUSE_PASSWORD",
+    "WAREHOUSE_ADMIN_PASSWORD",
     "MINIO_ROOT_USER",
     "MINIO_ROOT_PASSWORD",
 )
@@ -442,6 +458,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("docs", help="generate the dbt docs into the folder the Airflow UI serves")
     sub.add_parser("prepare", help="create the warehouse's database (PostgreSQL) and build the dbt manifest")
     sub.add_parser("stack-env", help="write .env with generated secrets for docker-compose.yaml")
+    upload = sub.add_parser(
+        "upload-lake", help="copy a local lake (sparkify.datagen's output) to the S3 lake"
+    )
+    upload.add_argument("source", help="the local lake's folder")
     args = parser.parse_args(argv)
     if args.command == "docs":
         return cmd_docs(args)
@@ -449,6 +469,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_prepare(args)
     if args.command == "stack-env":
         return cmd_stack_env(args)
+    if args.command == "upload-lake":
+        return cmd_upload_lake(args)
     if args.command == "sql":
         return cmd_sql(args)
     if args.command == "manifest":

@@ -99,6 +99,25 @@ class Lake:
         config = Config(max_pool_connections=_DOWNLOAD_THREADS)
         return S3Hook(aws_conn_id=self.aws_conn_id, config=config).get_conn()
 
+    def upload(self, local_root: Path) -> int:
+        """Copy a local lake's files (``sparkify.datagen``'s output) into this S3 lake, creating the bucket if it is
+        missing; the number of files."""
+        bucket = self.bucket_and_prefix()[0]
+        client = self._s3()
+        if bucket not in {b["Name"] for b in client.list_buckets().get("Buckets", [])}:
+            client.create_bucket(Bucket=bucket)
+        files = sorted(path for path in local_root.rglob("*") if path.is_file())
+        with ThreadPoolExecutor(_DOWNLOAD_THREADS) as pool:
+            list(
+                pool.map(
+                    lambda path: client.upload_file(
+                        str(path), bucket, self._s3_key(check_key(path.relative_to(local_root).as_posix()))
+                    ),
+                    files,
+                )
+            )
+        return len(files)
+
     def _download(self, client: Any, key: str, target: Path) -> None:
         from botocore.exceptions import ClientError
 

@@ -5,12 +5,9 @@ The warehouse contents are checked against what the generator wrote, computed he
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
-import subprocess
-import sys
 import uuid
 from collections import defaultdict
 from datetime import date
@@ -26,12 +23,14 @@ from sparkify.dbt_docs import DOCS_PATH, DOCS_SLUG
 from sparkify.local_airflow import free_port, running
 from sparkify.settings import from_env
 from sparkify.staging import postgres
-from sparkify.summary import MARTS as MARTS_
 from sparkify.warehouses import warehouse_for
 from tests.conftest import (
+    MARTS,
     REPO,
+    backfill,
     drop_database,
     expected_matches,
+    fingerprints,
     read_events,
     read_songs,
 )
@@ -39,9 +38,7 @@ from tests.dbt.test_dbt_project import dbt
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 
-MARTS = tuple(f"analytics.{mart}" for mart in MARTS_)
 TABLES = ("landing.staging_events", "landing.staging_songs", "landing.staging_quarantine", *MARTS)
-LOAD_TIME_COLUMNS = {"loaded_at", "quarantined_at"}
 
 
 @pytest.fixture(scope="module")
@@ -61,51 +58,9 @@ def workspace(tmp_path_factory):
     return {"root": root, "lake": lake.root, "env": env, "db": root / "warehouse.duckdb"}
 
 
-def backfill(env: dict[str, str], start: str, end: str, *extra: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sparkify.cli",
-            "backfill",
-            "--start",
-            start,
-            "--end",
-            end,
-            "--timeout",
-            "1200",
-            *extra,
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1400,
-    )
-    result.report = f"--- stdout\n{result.stdout[-6000:]}\n--- stderr\n{result.stderr[-4000:]}"
-    return result
-
-
 def fetch(workspace, sql: str, params=None) -> list[tuple]:
     with duckdb.connect(str(workspace["db"]), read_only=True) as con:
         return con.execute(sql, params or []).fetchall()
-
-
-def fingerprints(settings, tables=TABLES) -> dict[str, tuple[int, str]]:
-    """Rows and an order-independent digest per table (load timestamps left out: they say when, not what)."""
-    result = {}
-    with warehouse_for(settings).cursor() as cur:
-        for table in tables:
-            schema, name = table.split(".")
-            cur.execute(
-                "select column_name from information_schema.columns "
-                f"where table_schema = '{schema}' and table_name = '{name}' order by ordinal_position"
-            )
-            columns = [row[0] for row in cur.fetchall() if row[0] not in LOAD_TIME_COLUMNS]
-            cur.execute(f"select {', '.join(columns)} from {table}")
-            rows = sorted(repr(tuple(row)) for row in cur.fetchall())
-            result[table] = (len(rows), hashlib.sha256("\n".join(rows).encode()).hexdigest())
-    return result
 
 
 @pytest.fixture(scope="module")
@@ -438,14 +393,32 @@ def test_dbt_docs_are_served_in_the_airflow_ui(workspace, first_backfill):
     with running(
         settings, port, home=Path(env["AIRFLOW_HOME"]), base_env=env, components=("api-server",)
     ) as airflow:
-        page = httpx.get(f"{airflow.url}{DOCS_PATH}", timeout=30)
+        # Anonymous: a script is refused, a browser is sent to the login page and back.
+        assert httpx.get(f"{airflow.url}/cosmos/{DOCS_SLUG}/manifest.json", timeout=30).status_code == 401
+        browser = httpx.get(f"{airflow.url}{DOCS_PATH}", headers={"Accept": "text/html"}, timeout=30)
+        assert browser.status_code == 303 and "login" in browser.headers["location"]
+        assert DOCS_PATH.replace("/", "%2F") in browser.headers["location"]
+        # Signed in: the bearer token of the API, or the UI's cookie.
+        signed_in = airflow.auth_headers()
+        page = httpx.get(f"{airflow.url}{DOCS_PATH}", headers=signed_in, timeout=30)
         assert page.status_code == 200
         assert "dbt" in page.text.lower() and "<html" in page.text.lower()
-        manifest = httpx.get(f"{airflow.url}/cosmos/{DOCS_SLUG}/manifest.json", timeout=30)
+        token = signed_in["Authorization"].removeprefix("Bearer ")
+        manifest = httpx.get(
+            f"{airflow.url}/cosmos/{DOCS_SLUG}/manifest.json", cookies={"_token": token}, timeout=30
+        )
         assert manifest.status_code == 200
         nodes = manifest.json()["nodes"]
         assert {"model.sparkify.fct_songplays", "model.sparkify.dim_user_levels"} <= nodes.keys()
-        catalog = httpx.get(f"{airflow.url}/cosmos/{DOCS_SLUG}/catalog.json", timeout=30)
+        catalog = httpx.get(f"{airflow.url}/cosmos/{DOCS_SLUG}/catalog.json", headers=signed_in, timeout=30)
+        assert (
+            httpx.get(
+                f"{airflow.url}/cosmos/{DOCS_SLUG}/catalog.json",
+                headers={"Authorization": "Bearer forged"},
+                timeout=30,
+            ).status_code
+            == 401
+        )
         assert "model.sparkify.fct_songplays" in catalog.json()["nodes"]
 
 

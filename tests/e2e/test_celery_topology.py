@@ -159,31 +159,18 @@ def backfill(topology):
 
     victim = airflow.wait_until("a dbt task running on a worker", caught_running, timeout=300, interval=0.2)
     airflow.kill(f"worker-{victim['hostname']}")
-    victim_path = f"/dags/{DAG_ID}/dagRuns/{victim['dag_run_id']}/taskInstances/{victim['task_id']}"
-
-    def retried_elsewhere():
-        ti = airflow.api("GET", victim_path)
-        moved = ti["try_number"] > victim["try_number"] and ti["hostname"] not in (
-            "",
-            None,
-            victim["hostname"],
-        )
-        return ti if moved and ti["state"] in ("running", "success") else None
 
     # The lost worker comes back (compose: restart: always) once its task runs on the other one, and takes
     # its share of the runs that follow.
     airflow.wait_until(
-        "the killed worker's task retried on the other worker", retried_elsewhere, timeout=300, interval=1
+        "the killed worker's task retried on the other worker",
+        lambda: airflow.moved_elsewhere(victim),
+        timeout=300,
+        interval=1,
     )
     airflow.start_worker(victim["hostname"], queue)
 
-    runs = airflow.wait_until(
-        "every run to finish",
-        lambda: airflow.finished_runs(DAYS[0], DAYS[-1], len(DAYS)),
-        timeout=600,
-        interval=3,
-        describe=lambda: airflow.describe_runs(DAYS[0], DAYS[-1]),
-    )
+    runs = airflow.wait_runs_finished(DAYS[0], DAYS[-1], len(DAYS), timeout=600)
     tasks = {run["logical_date"][:10]: airflow.task_instances(run["dag_run_id"]) for run in runs}
     return {"runs": runs, "tasks": tasks, "victim": victim}
 

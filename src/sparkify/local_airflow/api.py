@@ -66,10 +66,14 @@ class AirflowApi:
         response.raise_for_status()
         return response.json()["access_token"]
 
-    def api(self, method: str, path: str, **kwargs: Any) -> Any:
+    def auth_headers(self) -> dict[str, str]:
+        """The signed-in admin's bearer token, for the REST API and the dbt docs."""
         if self._token is None:
             self._token = self._login()
-        headers = {"Authorization": f"Bearer {self._token}", **kwargs.pop("headers", {})}
+        return {"Authorization": f"Bearer {self._token}"}
+
+    def api(self, method: str, path: str, **kwargs: Any) -> Any:
+        headers = {**self.auth_headers(), **kwargs.pop("headers", {})}
         response = httpx.request(
             method,
             f"{self.url}/api/v2{path}",
@@ -200,12 +204,30 @@ class AirflowApi:
         response = self.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", params={"limit": 1000})
         return response["task_instances"]
 
+    def moved_elsewhere(self, lost: dict[str, Any]) -> dict[str, Any] | None:
+        """The task instance ``lost`` (as the API listed it, on a worker that died) once a later try of it runs or
+        ran on another host, else None."""
+        path = f"/dags/{DAG_ID}/dagRuns/{lost['dag_run_id']}/taskInstances/{lost['task_id']}"
+        ti = self.api("GET", path)
+        moved = ti["try_number"] > lost["try_number"] and ti["hostname"] not in ("", None, lost["hostname"])
+        return ti if moved and ti["state"] in ("running", "success") else None
+
     def finished_runs(self, start: str, end: str, expected: int) -> list[dict[str, Any]] | None:
         """The runs of [start, end] once there are ``expected`` of them and all have finished, else None."""
         runs = self.runs(start, end)
         if len(runs) == expected and all(run["state"] in TERMINAL_RUN_STATES for run in runs):
             return runs
         return None
+
+    def wait_runs_finished(self, start: str, end: str, expected: int, timeout: float) -> list[dict[str, Any]]:
+        """The runs of [start, end], once all ``expected`` have finished; on timeout, an error describing them."""
+        return self.wait_until(
+            "every run to finish",
+            lambda: self.finished_runs(start, end, expected),
+            timeout=timeout,
+            interval=3,
+            describe=lambda: self.describe_runs(start, end),
+        )
 
     def describe_runs(self, start: str, end: str) -> str:
         """Each run's state and its unfinished or failed task instances (state, try, host), for timeouts."""
