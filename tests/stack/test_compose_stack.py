@@ -101,14 +101,36 @@ class StackApi(AirflowApi):
         return response.json()["access_token"]
 
 
+def readme_commands() -> dict[str, Any]:
+    """The lines of README's "Run the full stack", continuations joined and comments dropped: `make stack-env`,
+    `docker compose up`, the REST calls that start the backfill, `docker compose down`."""
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("## Run the full stack") :]
+    start = section.index("```bash\n") + len("```bash\n")
+    block = section[start : section.index("\n```", start)]
+    commands = [
+        re.sub(r"\s+#\s.*$", "", command).strip()
+        for command in re.sub(r"\\\n\s*", " ", block).splitlines()
+        if command.strip()
+    ]
+    setup, up, *calls, down = commands
+    assert setup == "make stack-env", setup
+    # Compose v2's `docker compose` for users; here Debian's docker-compose v1.29, which reads the same file.
+    assert up.startswith("docker compose up") and down.startswith("docker compose down"), (up, down)
+    return {"setup": setup, "up": up.split()[2:], "calls": "\n".join(calls), "down": down.split()[2:]}
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     assert shutil.which("docker-compose"), "docker-compose is missing: run make stack-test"
+    readme = readme_commands()
+    subprocess.run(readme["setup"].split(), cwd=REPO, check=True, capture_output=True, timeout=600)
     values = env_file()
-    compose("down", "-v", "--remove-orphans", check=False)
+    compose(*stack_down(readme), check=False)
     started = time.monotonic()
     try:
-        compose("up", "-d", "--no-build")
+        # The images are built already (docker/ci/build-images): the only other difference from README's line.
+        compose(*["--no-build" if arg == "--build" else arg for arg in readme["up"]])
         deadline = time.monotonic() + 600
         while (waiting := unhealthy()) and time.monotonic() < deadline:
             time.sleep(3)
@@ -118,12 +140,16 @@ def stack(tmp_path_factory):
         print(f"stack healthy in {time.monotonic() - started:.0f} s")
         api = StackApi(password=values["AIRFLOW_ADMIN_PASSWORD"], home=tmp_path_factory.mktemp("stack"))
         api.wait_until("the DAG to be parsed", api._dag_parsed, timeout=300)
-        yield {"api": api, "values": values}
+        yield {"api": api, "values": values, "readme": readme}
     finally:
         logs = compose("logs", "--no-color", check=False).stdout
         (REPO / "logs").mkdir(exist_ok=True)
         (REPO / "logs" / "stack-test.log").write_text(logs)
-        compose("down", "-v", "--remove-orphans", check=False)
+        compose(*stack_down(readme), check=False)
+
+
+def stack_down(readme: dict[str, Any]) -> list[str]:
+    return [*readme["down"], "--remove-orphans"]
 
 
 def worker_container(hostname: str) -> str:
@@ -138,8 +164,23 @@ def worker_container(hostname: str) -> str:
 def backfilled(stack):
     api = stack["api"]
     started = time.monotonic()
-    api.api("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
-    api._post_backfill(DAYS[0], DAYS[-1], max_active_runs=1)
+    # README's REST calls, run as a user runs them: unpause the DAG, create the backfill.
+    calls = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", stack["readme"]["calls"]],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert calls.returncode == 0, calls.stderr
+    created = json.loads(calls.stdout[calls.stdout.rindex('{"id"') :])
+    assert (created["from_date"][:10], created["to_date"][:10], created["max_active_runs"]) == (
+        DAYS[0],
+        DAYS[-1],
+        1,
+    )
+    assert api.api("GET", f"/dags/{DAG_ID}")["is_paused"] is False
 
     def caught_running():
         """A dbt model or test task of the first day, running on a worker whose container is frozen (docker pause)
