@@ -98,7 +98,7 @@ stack-test: install ## Docker: build the images, start docker-compose.yaml, back
 	.ci/ensure-docker
 	docker/ci/build-images
 	$(BIN)/python -m sparkify.cli stack-env
-	$(BIN)/python -m pytest -m stack tests/stack
+	$(BIN)/python -m pytest -m stack -s tests/stack
 
 clean: ## remove generated data, the local Airflow home, the DuckDB file and dbt's target
 	rm -rf $(LOCAL) dbt_sparkify/target dbt_sparkify/logs

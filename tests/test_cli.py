@@ -84,7 +84,10 @@ def test_stack_env_generates_secrets_once_and_keeps_them(monkeypatch, tmp_path, 
     out = capsys.readouterr().out
     # All but the kept password, plus AIRFLOW_UID; the second time, nothing.
     generated = len(cli.STACK_SECRETS)
-    assert f"{generated} value(s) generated" in out and f"0 value(s) generated (none), {generated + 1} kept" in out
+    assert (
+        f"{generated} value(s) generated" in out
+        and f"0 value(s) generated (none), {generated + 1} kept" in out
+    )
 
 
 def test_secret_files_are_created_private_never_chmod_ed(monkeypatch, tmp_path):

@@ -195,15 +195,26 @@ def test_the_ci_override_swaps_only_images_and_the_s3_server(services):
         assert service["image"].split("/")[1].split(":")[0] in stand_ins, service["image"]
 
 
-def test_the_ui_uses_fab_and_the_pipeline_no_superuser(text, services):
+def test_the_ui_uses_fab_and_no_service_logs_in_as_a_superuser(text, services):
     env = yaml.safe_load(text)["x-airflow-common"]["environment"]
     assert env["AIRFLOW__CORE__AUTH_MANAGER"].endswith("fab_auth_manager.FabAuthManager")
     assert not [key for key in env if "SIMPLE_AUTH_MANAGER" in key]
-    warehouse = services["warehouse"]["environment"]
-    assert warehouse["POSTGRES_USER"] != env["SPARKIFY_PG_USER"]
-    init = (REPO / "docker" / "warehouse-init.sh").read_text()
-    assert f"create role {env['SPARKIFY_PG_USER']} login" in init and "nosuperuser" in init
-    assert any(
-        volume.startswith("./docker/warehouse-init.sh:/docker-entrypoint-initdb.d/")
-        for volume in services["warehouse"]["volumes"]
-    )
+    # Each PostgreSQL server: its superuser for administrators, one login created by postgres-login.sh for the
+    # service that uses it, with that service's password.
+    logins = {
+        "postgres": (
+            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].split("//")[1].split(":")[0],
+            "AIRFLOW_DB_PASSWORD",
+        ),
+        "warehouse": (env["SPARKIFY_PG_USER"], "WAREHOUSE_PASSWORD"),
+    }
+    for name, (user, password) in logins.items():
+        server = services[name]["environment"]
+        assert server["POSTGRES_USER"] == "postgres" and server["LOGIN_ROLE"] == user, name
+        assert server["LOGIN_PASSWORD"] == f"${{{password}:?run make stack-env}}", name
+        assert "superuser" not in server["LOGIN_ATTRIBUTES"], name
+        assert (
+            "./docker/postgres-login.sh:/docker-entrypoint-initdb.d/10-login.sh:ro"
+            in services[name]["volumes"]
+        )
+    assert "nosuperuser" in (REPO / "docker" / "postgres-login.sh").read_text()

@@ -371,6 +371,7 @@ def cmd_upload_lake(args: argparse.Namespace) -> int:
 # The secrets docker-compose.yaml requires, each generated once into .env (kept out of git).
 STACK_SECRETS = (
     "AIRFLOW_DB_PASSWORD",
+    "AIRFLOW_DB_ADMIN_PASSWORD",
     "AIRFLOW_ADMIN_PASSWORD",
     "AIRFLOW_JWT_SECRET",
     "AIRFLOW_API_SECRET_KEY",

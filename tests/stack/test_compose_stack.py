@@ -291,10 +291,16 @@ def test_the_marts_are_identical_to_duckdb_on_the_same_lake(backfilled, warehous
     assert staged == {day: sum(1 for e in events if e["_day"] == day) for day in DAYS}
 
 
-def test_the_pipeline_logs_in_without_superuser_rights(warehouse_settings):
+def test_no_service_logs_in_as_a_superuser(warehouse_settings):
     with warehouse_for(warehouse_settings).cursor() as cur:
         cur.execute("select rolsuper, rolcreatedb from pg_roles where rolname = current_user")
         assert cur.fetchone() == (False, True)
+    # Airflow's metadata login, as the metadata server sees it (its port is not published).
+    [server] = [name for name in containers() if "_postgres_" in name]
+    query = "select rolsuper, rolcreatedb, rolcreaterole from pg_roles where rolname = 'airflow'"
+    assert docker("exec", server, "psql", "-U", "postgres", "-Atc", query).strip() == "f|f|f"
+    owner = "select pg_get_userbyid(datdba) from pg_database where datname = 'airflow'"
+    assert docker("exec", server, "psql", "-U", "postgres", "-Atc", owner).strip() == "airflow"
 
 
 def test_the_ui_the_api_and_the_dbt_docs_refuse_anonymous_users(stack, backfilled):
