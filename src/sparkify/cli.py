@@ -154,6 +154,32 @@ def trouble_line(config: Settings, day: str, ti: dict[str, Any], error: str) -> 
     return f"    {day} {ti['task_id']} {tries} failed, {when}: {error}"
 
 
+def troubled_tries(
+    airflow: LocalAirflow, run_id: str, day: str, ti: dict[str, Any], shown: set[tuple[str, str, int, str]]
+) -> list[dict[str, Any]]:
+    """The tries of ``ti`` that failed or wait to retry and are not ``shown`` yet. A retry can start again within
+    a poll's interval, so the earlier tries come from the task's history whenever its try number moved past
+    one not shown."""
+    unseen = [
+        number
+        for number in range(1, ti["try_number"])
+        if not any((day, ti["task_id"], number, state) in shown for state in TROUBLE_STATES)
+    ]
+    earlier = []
+    if unseen:
+        # History keeps a retried try as failed; a later try exists, so it was retried.
+        earlier = [
+            {**past, "state": "up_for_retry"}
+            for past in airflow.tries(run_id, ti["task_id"])
+            if past["try_number"] in unseen and past["state"] in TROUBLE_STATES
+        ]
+    current = [ti] if ti["state"] in TROUBLE_STATES else []
+    troubled = [t for t in earlier + current if (day, t["task_id"], t["try_number"], t["state"]) not in shown]
+    # A past try that did not fail (a success cleared to run again, say) is not looked up again either.
+    shown.update((day, ti["task_id"], number, "up_for_retry") for number in unseen)
+    return troubled
+
+
 def watch_backfill(
     airflow: LocalAirflow, start: str, end: str, timeout: float, out: Any = sys.stdout
 ) -> BackfillReport:
@@ -171,11 +197,12 @@ def watch_backfill(
             day = run["logical_date"][:10]
             if run["state"] == "running" or (run["state"] == "failed" and day not in failed_tasks):
                 for ti in airflow.task_instances(run["dag_run_id"]):
-                    key = (day, ti["task_id"], ti["try_number"], ti["state"])
-                    if ti["state"] in TROUBLE_STATES and key not in shown:
-                        shown.add(key)
-                        error = first_error_line(airflow, run["dag_run_id"], ti["task_id"], ti["try_number"])
-                        print(trouble_line(airflow.settings, day, ti, error), file=out, flush=True)
+                    for trouble in troubled_tries(airflow, run["dag_run_id"], day, ti, shown):
+                        shown.add((day, trouble["task_id"], trouble["try_number"], trouble["state"]))
+                        error = first_error_line(
+                            airflow, run["dag_run_id"], trouble["task_id"], trouble["try_number"]
+                        )
+                        print(trouble_line(airflow.settings, day, trouble, error), file=out, flush=True)
             if run["state"] == "failed" and day not in failed_tasks:
                 failed_tasks[day] = sorted(
                     ti["task_id"]

@@ -204,6 +204,13 @@ class AirflowApi:
         response = self.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", params={"limit": 1000})
         return response["task_instances"]
 
+    def tries(self, run_id: str, task_id: str) -> list[dict[str, Any]]:
+        """Every try of a task instance so far (the earlier ones from its history), oldest first."""
+        from urllib.parse import quote
+
+        path = f"/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}/tries"
+        return sorted(self.api("GET", path)["task_instances"], key=lambda ti: ti["try_number"])
+
     def moved_elsewhere(self, lost: dict[str, Any]) -> dict[str, Any] | None:
         """The task instance ``lost`` (as the API listed it, on a worker that died) once a later try of it runs or
         ran on another host, else None."""
