@@ -18,7 +18,7 @@ DATE ?= 2018-11-01
 include airflow/config.env
 export $(shell sed -n 's/^\([A-Z_][A-Z0-9_]*\)=.*/\1/p' airflow/config.env)
 
-.PHONY: help install data manifest demo backfill airflow stage docs sql bench stack-env stack-test lock test lint format clean
+.PHONY: help install data manifest demo backfill airflow stage docs check sql bench stack-env stack-test lock test lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(firstword $(MAKEFILE_LIST)) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,12 +37,14 @@ $(BIN)/.installed: requirements.lock pyproject.toml
 
 install: $(BIN)/.installed ## create .venv with every pinned dependency and the sparkify package
 
-$(LAKE_DIR)/.scale-$(SCALE)-seed-$(SEED): | $(BIN)/.installed
+LAKE_STAMP := $(LAKE_DIR)/.scale-$(SCALE)-seed-$(SEED)-$(START)-$(END)
+
+$(LAKE_STAMP): | $(BIN)/.installed
 	rm -rf $(LAKE_DIR)
-	$(BIN)/python -m sparkify.datagen --scale $(SCALE) --seed $(SEED) --out $(LAKE_DIR)
+	$(BIN)/python -m sparkify.datagen --scale $(SCALE) --seed $(SEED) --start $(START) --end $(END) --out $(LAKE_DIR)
 	touch $@
 
-data: $(LAKE_DIR)/.scale-$(SCALE)-seed-$(SEED) ## generate the sample lake in .local/lake (SCALE=N, SEED=N)
+data: $(LAKE_STAMP) ## generate the lake in .local/lake: days START..END (default November 2018), SCALE=N, SEED=N
 
 MANIFEST := dbt_sparkify/target/manifest.json
 DBT_FILES := $(shell find dbt_sparkify -path dbt_sparkify/target -prune -o -path dbt_sparkify/logs -prune \
@@ -53,22 +55,28 @@ $(MANIFEST): $(BIN)/.installed $(DBT_FILES)
 
 manifest: $(MANIFEST) ## build dbt_sparkify/target/manifest.json (the DAG is rendered from it, never from dbt ls)
 
-demo: install data manifest ## backfill November 2018 through the scheduler, print a summary, keep the UI up
+demo: install data manifest ## backfill START..END (November 2018) through the scheduler, print a summary, keep the UI up
 	$(BIN)/python -m sparkify.cli demo --start $(START) --end $(END)
 
 backfill: install manifest ## backfill START..END through the scheduler; non-zero exit if a run failed
-	@if [ -z "$$SPARKIFY_LAKE" ]; then $(MAKE) --no-print-directory data; fi
+	@# The lake there is kept (a day it does not hold fails its run); with none, START..END is generated.
+	@if [ -z "$$SPARKIFY_LAKE" ] && ! ls $(LAKE_DIR)/.scale-* > /dev/null 2>&1; then \
+		$(MAKE) --no-print-directory data; fi
 	$(BIN)/python -m sparkify.cli backfill --start $(START) --end $(END)
 
 airflow: install manifest ## start Airflow (UI at http://localhost:8080) until Ctrl-C
 	$(BIN)/python -m sparkify.cli airflow
 
 stage: install ## stage one day (DATE=YYYY-MM-DD) without Airflow, for working on the dbt models
-	@if [ -z "$$SPARKIFY_LAKE" ]; then $(MAKE) --no-print-directory data; fi
+	@if [ -z "$$SPARKIFY_LAKE" ] && ! ls $(LAKE_DIR)/.scale-* > /dev/null 2>&1; then \
+		$(MAKE) --no-print-directory data; fi
 	$(BIN)/python -m sparkify.cli stage --date $(DATE)
 
 docs: $(MANIFEST) ## generate the dbt docs (served by `make airflow` / `make demo` under Browse > dbt docs)
 	$(BIN)/python -m sparkify.cli docs
+
+check: install manifest ## run every dbt data test on all of history (a day's run tests what its day changed)
+	$(BIN)/python -m sparkify.cli check
 
 sql: install ## run a read-only query on the warehouse: make sql Q="select * from analytics.dim_users limit 5"
 	$(BIN)/python -m sparkify.cli sql "$$Q"

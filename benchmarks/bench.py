@@ -14,6 +14,8 @@ Measured side by side in one run, so ratios hold on a shared machine:
 5. ``make demo``'s backfill, November at scale 1, measured whole.
 6. A hostile day file: one line of ``--hostile-gib`` GiB among a day's events, staged on DuckDB and PostgreSQL in
    a fresh process each; its peak RSS against the same day without that line.
+7. History: one day's dbt work on day 1, 30, 90, 180 and 365 of a generated year at scale 10, and the whole run
+   through Airflow on some of them (benchmarks/history.py); a plot of every curve kept (docs/benchmark_history.png).
 
 Where a target is missed, the sections add what the profile shows: pyinstrument call trees of the DAG import
 and of staging, and where a day's run spends its time (from its task instances).
@@ -43,6 +45,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks import history
 from sparkify.datagen import generate
 from sparkify.lake import Lake
 from sparkify.settings import Settings, from_env
@@ -950,7 +953,7 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-SECTIONS = ("parse", "staging", "day", "scale", "demo", "hostile")
+SECTIONS = ("parse", "staging", "day", "scale", "demo", "hostile", "history")
 SECTION_TITLES = {
     "parse": "1. DAG parse",
     "staging": "2. Staging throughput",
@@ -958,6 +961,7 @@ SECTION_TITLES = {
     "scale": "4. The backfill at scale",
     "demo": "5. `make demo`'s backfill",
     "hostile": "6. A hostile file: one huge line",
+    "history": "7. History: one day's cost as the days loaded grow",
 }
 PLOT = Path("docs") / "benchmark_scale.png"
 
@@ -982,6 +986,18 @@ def write_report(out: Path, tables: dict[str, str]) -> None:
     out.write_text(f"# Benchmarks\n\n`make bench` (`python -m benchmarks.bench --help`).\n\n{body}\n{notes}")
 
 
+def _commit(checkout: Path) -> str:
+    """The short commit of a checkout, with ``+changes`` when its files differ from it."""
+    git = ["git", "-C", str(checkout)]
+    commit = subprocess.run(
+        [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        [*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+    )
+    return (commit or "unknown") + ("+changes" if dirty.stdout.strip() else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__)
     parser.add_argument("--parse-runs", type=int, default=10)
@@ -995,6 +1011,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=30, help="days of November in the backfill section")
     parser.add_argument("--hostile-gib", type=float, default=1.0, help="size of the hostile line, in GiB")
     parser.add_argument("--out", type=Path, help="markdown file to update (default: docs/BENCHMARKS.md)")
+    parser.add_argument(
+        "--history-checkpoints",
+        default=",".join(map(str, history.CHECKPOINTS)),
+        help="days of the history section",
+    )
+    parser.add_argument("--history-label", default="after", help="the name the history curve is kept under")
+    parser.add_argument(
+        "--history-home",
+        type=Path,
+        help="checkout whose dbt project the history section measures (default: this)",
+    )
     args = parser.parse_args(argv)
     settings = from_env()
     env = {**os.environ, "DO_NOT_TRACK": "1", "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False"}
@@ -1012,6 +1039,13 @@ def main(argv: list[str] | None = None) -> int:
                 rows = staging_throughput(settings, work / "staging", args.copies, args.sample, profiles)
             elif name == "hostile":
                 rows = hostile_file(work / "hostile", args.hostile_gib)
+            elif name == "history":
+                checkpoints = tuple(int(x) for x in args.history_checkpoints.split(","))
+                points = history.measure(work / "history", env, args.history_home, checkpoints)
+                commit = _commit(args.history_home or settings.root)
+                curves = history.keep(settings.root, args.history_label, commit, points)
+                history.plot(curves, out.parent / history.PLOT.name)
+                rows = history.rows(curves, Row)
             elif name == "day":
                 rows = one_day(settings, work / "day", env, args.execution or list(EXECUTIONS), profiles)
             elif name == "demo":
@@ -1030,6 +1064,8 @@ def main(argv: list[str] | None = None) -> int:
             tables[name] = "\n\n".join([table(rows), *profiles])
             if name == "scale":
                 tables[name] += f"\n\n![Backfill wall time and peak memory against scale]({PLOT.name})"
+            if name == "history":
+                tables[name] += f"\n\n![One day's run time against the days loaded]({history.PLOT.name})"
             print(tables[name], flush=True)
     write_report(out, tables)
     print(f"written to {out}")

@@ -157,23 +157,27 @@ def make_settings(tmp_path: Path, request, warehouse_name) -> Iterator[object]:
         }
 
     def _make(lake: Path, **extra: str) -> Settings:
-        settings = from_env(
-            {
-                **{k: v for k, v in os.environ.items() if k.startswith("SPARKIFY_PG_")},
-                "SPARKIFY_HOME": str(REPO),
-                "SPARKIFY_LAKE": str(lake),
-                "SPARKIFY_DUCKDB_PATH": str(tmp_path / "warehouse.duckdb"),
-                **extra_env,
-                **extra,
-            }
-        )
-        if settings.warehouse == "postgres":
-            from sparkify.staging import postgres
-
-            postgres.ensure_database(settings)
-        return settings
+        return new_warehouse(lake, tmp_path / "warehouse.duckdb", {**extra_env, **extra})
 
     yield _make
+
+
+def new_warehouse(lake: Path, duckdb_path: Path, extra_env: dict[str, str]) -> Settings:
+    """Settings for ``lake`` and a warehouse that exists (the PostgreSQL database created when it is one)."""
+    settings = from_env(
+        {
+            **{k: v for k, v in os.environ.items() if k.startswith("SPARKIFY_PG_")},
+            "SPARKIFY_HOME": str(REPO),
+            "SPARKIFY_LAKE": str(lake),
+            "SPARKIFY_DUCKDB_PATH": str(duckdb_path),
+            **extra_env,
+        }
+    )
+    if settings.warehouse == "postgres":
+        from sparkify.staging import postgres
+
+        postgres.ensure_database(settings)
+    return settings
 
 
 @pytest.fixture(scope="session")

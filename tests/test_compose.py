@@ -47,6 +47,8 @@ def interpolate(text: str, values: dict[str, str]) -> str:
             return values[name]
         if rest.startswith(":-"):
             return rest[2:]
+        if rest.startswith("-"):
+            return rest[1:]
         raise AssertionError(f"${{{name}}} has no value and no default")
 
     return VARIABLE.sub(value, text)
@@ -79,7 +81,7 @@ def test_every_service_has_a_pinned_image_or_a_build(services):
 
 
 def test_every_variable_is_generated_or_has_a_default(text):
-    required = {m["name"] for m in VARIABLE.finditer(text) if not m["rest"].startswith(":-")}
+    required = {m["name"] for m in VARIABLE.finditer(text) if not m["rest"].startswith((":-", "-"))}
     assert required <= set(STACK_SECRETS) | {"AIRFLOW_UID"}
     assert set(STACK_SECRETS) <= required, "a generated secret the stack does not use"
     values = stack_values({})
@@ -120,7 +122,8 @@ def test_the_airflow_services_share_one_configuration(text, services):
     assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:")
     assert "@postgres/" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
     # The pipeline's own settings parse, with the warehouse and lake the stack provides.
-    settings = from_env({key: value for key, value in env.items() if key.startswith("SPARKIFY_")})
+    resolved = yaml.safe_load(interpolate(text, stack_values({})))["x-airflow-common"]["environment"]
+    settings = from_env({key: str(value) for key, value in resolved.items() if key.startswith("SPARKIFY_")})
     assert (settings.warehouse, settings.lake, settings.postgres.host) == (
         "postgres",
         "s3://sparkify/lake",
@@ -174,9 +177,30 @@ def test_published_ports_bind_to_loopback_unless_the_user_opts_in(services):
 
 
 def test_the_stack_runs_one_run_at_a_time_as_everywhere_else(text):
-    env = yaml.safe_load(text)["x-airflow-common"]["environment"]
-    settings = from_env({key: value for key, value in env.items() if key.startswith("SPARKIFY_")})
+    env = yaml.safe_load(interpolate(text, stack_values({})))["x-airflow-common"]["environment"]
+    settings = from_env({key: str(value) for key, value in env.items() if key.startswith("SPARKIFY_")})
     assert settings.max_active_runs == 1
+
+
+def test_the_schedule_ends_where_the_generated_lake_does(text, services):
+    """The stack's lake is November 2018; its schedule ends there unless SPARKIFY_END_DATE says otherwise (empty:
+    no last day), so unpausing the DAG never schedules yesterday on a sample lake."""
+    env = yaml.safe_load(interpolate(text, stack_values({})))["x-airflow-common"]["environment"]
+    settings = from_env({key: str(value) for key, value in env.items() if key.startswith("SPARKIFY_")})
+    assert (settings.start_date.isoformat(), settings.end_date.isoformat()) == ("2018-11-01", "2018-11-30")
+    opened = yaml.safe_load(interpolate(text, {**stack_values({}), "SPARKIFY_END_DATE": ""}))
+    assert (
+        from_env(
+            {
+                k: str(v or "")
+                for k, v in opened["x-airflow-common"]["environment"].items()
+                if k.startswith("SPARKIFY_")
+            }
+        ).end_date
+        is None
+    )
+    command = " ".join(services["lake"]["command"])
+    assert '--start "$${SPARKIFY_START_DATE}"' in command and '--end "$${SPARKIFY_END_DATE}"' in command
 
 
 def test_the_ci_override_swaps_only_images_and_the_s3_server(services):

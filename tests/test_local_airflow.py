@@ -78,3 +78,26 @@ def test_a_busy_metadata_database_is_asked_again_and_a_real_error_is_not(monkeyp
     with pytest.raises(httpx.HTTPStatusError):
         LocalAirflow.while_busy(request)
     assert len(calls) == 1
+
+
+def test_the_local_schedule_ends_with_the_local_lake(tmp_path, small_lake):
+    """Unpausing the DAG (every backfill does) never schedules a day a local lake cannot hold, such as
+    yesterday; a last day the user sets wins, and an S3 lake leaves the schedule open."""
+    import os
+
+    from sparkify.local_airflow import airflow_env
+
+    base = {k: v for k, v in os.environ.items() if k != "SPARKIFY_END_DATE"}
+    local = from_env({"SPARKIFY_LAKE": str(small_lake.root)})
+    assert (
+        airflow_env(local, tmp_path / "a", 8080, base)["SPARKIFY_END_DATE"] == small_lake.days[-1].isoformat()
+    )
+    chosen = from_env({"SPARKIFY_LAKE": str(small_lake.root), "SPARKIFY_END_DATE": "2018-11-02"})
+    assert (
+        airflow_env(chosen, tmp_path / "b", 8080, {**base, "SPARKIFY_END_DATE": "2018-11-02"})[
+            "SPARKIFY_END_DATE"
+        ]
+        == "2018-11-02"
+    )
+    remote = from_env({"SPARKIFY_LAKE": "s3://bucket/lake"})
+    assert "SPARKIFY_END_DATE" not in airflow_env(remote, tmp_path / "c", 8080, base)

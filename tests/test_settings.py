@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -122,3 +122,18 @@ def test_every_warehouse_has_its_reserved_words_with_their_source():
             (REPO / "src" / "sparkify" / "reserved_words" / f"{warehouse}.txt").read_text().splitlines()[:3]
         )
         assert any("Source:" in line for line in header), warehouse
+
+
+def test_the_schedule_s_days_come_from_the_environment():
+    default = from_env({"SPARKIFY_HOME": str(REPO)})
+    assert (default.start_date, default.end_date) == (date(2018, 11, 1), None)
+    assert default.end_datetime is None
+    settings = from_env(
+        {"SPARKIFY_HOME": str(REPO), "SPARKIFY_START_DATE": "2019-01-01", "SPARKIFY_END_DATE": " 2019-12-31 "}
+    )
+    assert settings.start_datetime == datetime(2019, 1, 1, tzinfo=UTC)
+    assert settings.end_datetime == datetime(2019, 12, 31, tzinfo=UTC)
+    with pytest.raises(ValueError, match="SPARKIFY_START_DATE must be a day as YYYY-MM-DD"):
+        from_env({"SPARKIFY_HOME": str(REPO), "SPARKIFY_START_DATE": "1/11/2018"})
+    with pytest.raises(ValueError, match="is before SPARKIFY_START_DATE"):
+        from_env({"SPARKIFY_HOME": str(REPO), "SPARKIFY_END_DATE": "2018-10-31"})

@@ -42,8 +42,9 @@ WAREHOUSE = warehouse_for(SETTINGS)
 
 @dag(
     schedule="@daily",
-    start_date=pendulum.datetime(2018, 11, 1, tz="UTC"),
-    end_date=pendulum.datetime(2018, 11, 30, tz="UTC"),
+    # From the settings (SPARKIFY_START_DATE, SPARKIFY_END_DATE): no last day unless one is set.
+    start_date=SETTINGS.start_datetime,
+    end_date=SETTINGS.end_datetime,
     catchup=False,
     max_active_runs=SETTINGS.max_active_runs,
     tags=["sparkify", "dbt", SETTINGS.warehouse],

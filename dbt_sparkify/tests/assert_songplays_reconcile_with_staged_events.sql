@@ -1,23 +1,17 @@
--- For the run's day (every staged day when run_date is unset) the songplays equal the distinct
--- NextSong events staged, and no songplay, of any day, comes from a day that is not staged.
--- Returns the disagreeing days.
+-- For the run's day (every staged day when run_date is unset) the songplays equal the distinct NextSong
+-- events whose first occurrence is that day. Over all of history (run_date unset), no songplay comes from a
+-- day that is not staged either. Returns the disagreeing days.
 with
 
 events as (
 
-    select * from {{ ref('stg_sparkify__events') }}
+    select * from {{ ref('int_events_deduplicated') }}
 
 ),
 
 songplays as (
 
     select * from {{ ref('fct_songplays') }}
-
-),
-
-staged_days as (
-
-    select distinct log_date from events
 
 ),
 
@@ -56,19 +50,43 @@ count_mismatches as (
 
 ),
 
-unstaged_days as (
+{% if run_date_literal() is none %}
 
-    select
-        songplays.log_date,
-        0 as next_song_events,
-        count(*) as songplays
-    from songplays
-    left join staged_days
-        on songplays.log_date = staged_days.log_date
-    where staged_days.log_date is null
-    group by songplays.log_date
+    staged_days as (
 
-),
+        select distinct log_date from {{ ref('stg_sparkify__events') }}
+
+    ),
+
+    unstaged_days as (
+
+        select
+            songplays.log_date,
+            0 as next_song_events,
+            count(*) as songplays
+        from songplays
+        left join staged_days
+            on songplays.log_date = staged_days.log_date
+        where staged_days.log_date is null
+        group by songplays.log_date
+
+    ),
+
+{% else %}
+
+    unstaged_days as (
+
+        -- depends_on: {{ ref('stg_sparkify__events') }}
+        select
+            log_date,
+            next_song_events,
+            songplays
+        from count_mismatches
+        where false
+
+    ),
+
+{% endif %}
 
 final as (
 

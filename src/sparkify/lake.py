@@ -77,6 +77,16 @@ class Lake:
     def is_local(self) -> bool:
         return "://" not in self.root
 
+    def last_local_day(self) -> date | None:
+        """The last day a local lake has a log file for (None: no file, or the lake is on S3)."""
+        if not self.is_local:
+            return None
+        days = [
+            date.fromisoformat(path.name.removesuffix("-events.json"))
+            for path in Path(self.root).glob("log_data/[0-9]*/[0-9]*/????-??-??-events.json")
+        ]
+        return max(days, default=None)
+
     def uri(self, key: str) -> str:
         return f"{self.root.rstrip('/')}/{check_key(key)}"
 

@@ -6,7 +6,7 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +20,8 @@ WAREHOUSES = NAMES
 DBT_EXECUTIONS = ("local", "watcher")
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+# The first day of the sample data; the schedule's start unless SPARKIFY_START_DATE says otherwise.
+SAMPLE_START = date(2018, 11, 1)
 
 
 @cache
@@ -111,12 +113,23 @@ class Settings:
     dbt_execution: str = "watcher"
     # Whether the project's patches to Cosmos, Airflow and dbt apply (``sparkify.tuning``); off, stock behaviour.
     tuning: bool = True
+    # The schedule's first and last day (None: no last day). A backfill may take any days the lake holds.
+    start_date: date = SAMPLE_START
+    end_date: date | None = None
 
     @property
     def allowance(self) -> Allowance:
         from sparkify.staging.rules import Allowance
 
         return Allowance(self.max_bad_records, self.max_bad_ratio)
+
+    @property
+    def start_datetime(self) -> datetime:
+        return datetime.combine(self.start_date, time(), UTC)
+
+    @property
+    def end_datetime(self) -> datetime | None:
+        return datetime.combine(self.end_date, time(), UTC) if self.end_date else None
 
     @property
     def manifest_path(self) -> Path:
@@ -217,9 +230,25 @@ def from_env(environ: os._Environ[str] | dict[str, str] | None = None) -> Settin
             env.get("SPARKIFY_DBT_EXECUTION", "watcher"), "SPARKIFY_DBT_EXECUTION", DBT_EXECUTIONS
         ),
         tuning=_choice(env.get("SPARKIFY_TUNING", "on"), "SPARKIFY_TUNING", ("on", "off")) == "on",
+        start_date=_day(env.get("SPARKIFY_START_DATE", ""), "SPARKIFY_START_DATE") or SAMPLE_START,
+        end_date=_day(env.get("SPARKIFY_END_DATE", ""), "SPARKIFY_END_DATE"),
     )
+    if config.end_date is not None and config.end_date < config.start_date:
+        raise ValueError(
+            f"SPARKIFY_END_DATE ({config.end_date}) is before SPARKIFY_START_DATE ({config.start_date})"
+        )
     warehouse_for(config).check()
     return config
+
+
+def _day(value: str, name: str) -> date | None:
+    """A YYYY-MM-DD day, or None when empty."""
+    if not value.strip():
+        return None
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(f"{name} must be a day as YYYY-MM-DD, or empty, got {value!r}") from None
 
 
 def _choice(value: str, name: str, choices: tuple[str, ...]) -> str:

@@ -12,7 +12,14 @@ def parse(monkeypatch, tmp_path, **env: str):
 
     monkeypatch.setenv("SPARKIFY_HOME", str(REPO))
     monkeypatch.setenv("SPARKIFY_DUCKDB_PATH", str(tmp_path / "warehouse.duckdb"))
-    for name in ("SPARKIFY_WAREHOUSE", "SPARKIFY_RETRIES", "SPARKIFY_LAKE", "SPARKIFY_DBT_EXECUTION"):
+    for name in (
+        "SPARKIFY_WAREHOUSE",
+        "SPARKIFY_RETRIES",
+        "SPARKIFY_LAKE",
+        "SPARKIFY_DBT_EXECUTION",
+        "SPARKIFY_START_DATE",
+        "SPARKIFY_END_DATE",
+    ):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)

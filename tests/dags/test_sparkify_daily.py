@@ -9,13 +9,17 @@ import pendulum
 import pytest
 from cosmos.operators._watcher.base import BaseConsumerSensor
 
+from sparkify import settings as settings_module
 from sparkify.lake import LOG_KEY_TEMPLATE, Lake
 from sparkify.tuning.watcher import DbtBuildProducer, DbtRunSensor, DbtSourceSensor, DbtTestSensor
 from tests.conftest import REPO
+from tests.dags.conftest import parse
 
 MODELS = (
     "stg_sparkify__events",
     "stg_sparkify__songs",
+    "int_event_versions",
+    "int_events_deduplicated",
     "dim_users",
     "dim_user_levels",
     "dim_songs",
@@ -64,8 +68,21 @@ def test_edges(local_dag):
     assert down(SOURCES[1]) == {"dbt_sparkify.stg_sparkify__songs.run"}
     for model in MODELS:
         assert f"dbt_sparkify.{model}.test" in down(f"dbt_sparkify.{model}.run")
-    # A model's tests gate what is built from it.
+    # A model's tests gate what is built from it: the staged lines, then every version of the day's events and
+    # the events deduplicated, then the marts recomputed from what the day changed.
     assert down("dbt_sparkify.stg_sparkify__events.test") == {
+        "dbt_sparkify.int_event_versions.run",
+        "dbt_sparkify.int_events_deduplicated.run",
+        "dbt_sparkify.assert_songplays_reconcile_with_staged_events_test",
+    }
+    assert down("dbt_sparkify.int_event_versions.test") == {
+        "dbt_sparkify.int_events_deduplicated.run",
+        "dbt_sparkify.dim_users.run",
+        "dbt_sparkify.dim_user_levels.run",
+        "dbt_sparkify.fct_songplays.run",
+        "dbt_sparkify.dim_time.run",
+    }
+    assert down("dbt_sparkify.int_events_deduplicated.test") == {
         "dbt_sparkify.dim_users.run",
         "dbt_sparkify.dim_user_levels.run",
         "dbt_sparkify.fct_songplays.run",
@@ -88,8 +105,9 @@ def test_edges(local_dag):
 
 def test_schedule_and_run_settings(dag):
     assert dag.schedule == "@daily" or str(dag.timetable.summary) == "@daily"
+    # The sample's first day, and no last day: none is configured here.
     assert dag.start_date == pendulum.datetime(2018, 11, 1, tz="UTC")
-    assert dag.end_date == pendulum.datetime(2018, 11, 30, tz="UTC")
+    assert dag.end_date is None
     assert dag.catchup is False
     assert dag.max_active_runs == 1
     for task in dag.tasks:
@@ -162,3 +180,12 @@ def test_settings_choose_the_cosmos_execution_mode():
     assert from_env({"SPARKIFY_DBT_EXECUTION": "local"}).dbt_execution == "local"
     with pytest.raises(ValueError, match="SPARKIFY_DBT_EXECUTION must be one of local, watcher"):
         from_env({"SPARKIFY_DBT_EXECUTION": "kubernetes"})
+
+
+def test_the_schedule_s_days_come_from_the_settings(monkeypatch, tmp_path):
+    dag = parse(monkeypatch, tmp_path, SPARKIFY_START_DATE="2019-01-01", SPARKIFY_END_DATE="2019-12-31").dags[
+        "sparkify_daily"
+    ]
+    settings_module.settings.cache_clear()
+    assert dag.start_date == pendulum.datetime(2019, 1, 1, tz="UTC")
+    assert dag.end_date == pendulum.datetime(2019, 12, 31, tz="UTC")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter, defaultdict
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -172,4 +173,94 @@ def test_invalid_arguments_are_refused(tmp_path):
     with pytest.raises(ValueError, match="scale"):
         generate(tmp_path, scale=0)
     with pytest.raises(ValueError, match="days"):
-        generate(tmp_path, days=31)
+        generate(tmp_path, days=0)
+    with pytest.raises(ValueError, match="last day"):
+        generate(tmp_path, start=date(2018, 11, 2), end=date(2018, 11, 1))
+    with pytest.raises(ValueError, match="not both"):
+        generate(tmp_path, days=2, end=date(2018, 11, 2))
+
+
+@pytest.fixture(scope="module")
+def half_year(tmp_path_factory):
+    """Half a year across a year's end, at scale 1."""
+    lake = generate(
+        tmp_path_factory.mktemp("half-year") / "lake",
+        scale=1,
+        seed=9,
+        start=date(2018, 10, 1),
+        end=date(2019, 3, 31),
+    )
+    events = read_events(lake.root)
+    for event in events:
+        event["_month"] = event["_day"][:7]
+    return lake, events
+
+
+def test_any_range_writes_one_file_per_day_across_months_and_years(half_year):
+    lake, events = half_year
+    assert len(lake.days) == 182
+    logs = sorted(p.relative_to(lake.root).as_posix() for p in (lake.root / "log_data").rglob("*.json"))
+    assert logs[0] == "log_data/2018/10/2018-10-01-events.json"
+    assert (
+        "log_data/2018/12/2018-12-31-events.json" in logs
+        and "log_data/2019/01/2019-01-01-events.json" in logs
+    )
+    assert logs[-1] == "log_data/2019/03/2019-03-31-events.json" and len(logs) == 182
+    keys = [(e["sessionId"], e["itemInSession"]) for e in events]
+    assert len(keys) == len(set(keys))
+    # Each event lies in its file's day.
+    assert all(datetime.fromtimestamp(e["ts"] / 1000, tz=UTC).date().isoformat() == e["_day"] for e in events)
+
+
+def test_users_come_back_over_months_churn_and_new_ones_register(half_year):
+    _, events = half_year
+    users_by_month: dict[str, set[str]] = defaultdict(set)
+    first_seen: dict[str, str] = {}
+    for event in sorted(events, key=lambda e: e["ts"]):
+        if event["userId"]:
+            users_by_month[event["_month"]].add(event["userId"])
+            first_seen.setdefault(event["userId"], event["_day"])
+    months = sorted(users_by_month)
+    first, last = users_by_month[months[0]], users_by_month[months[-1]]
+    # The same users over months, a share of them gone by the end, and an active population about stable.
+    assert 0.6 <= len(first & last) / len(first) <= 0.9
+    assert 0.8 <= len(last) / len(first) <= 1.25
+    newcomers = [user for user, day in first_seen.items() if day >= "2018-11-01" and int(user) > 100]
+    assert len(newcomers) >= 10
+    # A newcomer is registered before its first event.
+    registered = {e["userId"]: e["registration"] for e in events if e["userId"]}
+    first_ts = {}
+    for event in events:
+        if event["userId"]:
+            first_ts[event["userId"]] = min(first_ts.get(event["userId"], event["ts"]), event["ts"])
+    assert all(registered[user] <= first_ts[user] for user in newcomers)
+
+
+def test_level_switches_continue_every_month(half_year):
+    _, events = half_year
+    switches = Counter(e["_month"] for e in events if e["page"] in ("Submit Upgrade", "Submit Downgrade"))
+    assert len(switches) == 6 and min(switches.values()) >= 5, switches
+
+
+def test_weekends_are_quieter(half_year):
+    _, events = half_year
+    per_weekday: dict[int, Counter] = defaultdict(Counter)
+    for event in events:
+        day = date.fromisoformat(event["_day"])
+        per_weekday[day.weekday()][day] += 1
+    mean = {weekday: sum(days.values()) / len(days) for weekday, days in per_weekday.items()}
+    assert max(mean[5], mean[6]) < min(mean[3], mean[4])
+
+
+def test_the_command_line_takes_a_range(tmp_path, capsys):
+    out = tmp_path / "lake"
+    assert main(["--seed", "1", "--start", "2019-12-30", "--end", "2020-01-02", "--out", str(out)]) == 0
+    assert "over 4 days (2019-12-30 .. 2020-01-02)" in capsys.readouterr().out
+    assert sorted(p.name for p in (out / "log_data").rglob("*.json")) == [
+        "2019-12-30-events.json",
+        "2019-12-31-events.json",
+        "2020-01-01-events.json",
+        "2020-01-02-events.json",
+    ]
+    with pytest.raises(SystemExit):
+        main(["--start", "2019-01-02", "--end", "2019-01-01", "--out", str(out)])

@@ -378,7 +378,7 @@ def test_redshift_target_parses_and_compiles_to_redshift_sql(tmp_path):
     assert compiled.returncode == 0, compiled.stdout[-3000:]
     files = sorted((target / "compiled" / "sparkify").rglob("*.sql"))
     models = [f for f in files if "/models/" in f.as_posix() and f.parent.suffix != ".yml"]
-    assert len(models) == 8
+    assert len(models) == 10
     assert len(files) > 60
     for path in files:
         text = path.read_text()

@@ -1,14 +1,21 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
+        incremental_strategy='append',
         unique_key='songplay_id',
         on_schema_change='fail',
         pre_hook=[
-            "{% if is_incremental() and run_date_literal() %}
-                delete from {{ this }} where log_date = {{ run_date_literal() }}
+            "{% if is_incremental_day() %}
+                delete from {{ this }} where songplay_id in (
+                    select event_id from ({{ changed_event_versions(ref('int_event_versions')) }}) as changed
+                )
             {% endif %}",
         ],
+        indexes=postgres_indexes([
+            {'columns': ['songplay_id']},
+            {'columns': ['log_date']},
+            {'columns': ['start_time']},
+        ]),
         dist='user_id',
         sort=['log_date', 'start_time'],
     )
@@ -19,12 +26,38 @@
 
 with
 
-events as (
+{% if is_incremental_day() %}
 
-    select * from {{ ref('stg_sparkify__events') }}
-    where page = 'NextSong' and {{ run_date_filter('log_date') }}
+    changed_keys as (
 
-),
+        {{ changed_event_keys(ref('int_event_versions')) }}
+
+    ),
+
+    events as (
+
+        -- The plays among the events the run's day has or had, wherever their first occurrence now is.
+        select deduplicated.*
+        from {{ ref('int_events_deduplicated') }} as deduplicated
+        inner join changed_keys
+            on
+                deduplicated.session_id = changed_keys.session_id
+                and deduplicated.item_in_session = changed_keys.item_in_session
+        where deduplicated.page = 'NextSong'
+
+    ),
+
+{% else %}
+
+    events as (
+
+        -- depends_on: {{ ref('int_event_versions') }}
+        select * from {{ ref('int_events_deduplicated') }}
+        where page = 'NextSong'
+
+    ),
+
+{% endif %}
 
 songs as (
 

@@ -4,6 +4,9 @@ At scale 1 the output has the real data set's proportions: about 8,000 events in
 about 100 users of whom some switch level during the month, and a few hundred song files of which only a small
 fraction are ever played with exactly the same (title, artist name, duration). Everything scales linearly and is
 deterministic for a seed.
+
+Any range of days can be written (November 2018 by default). Over months the same users come back, some churn,
+new ones register about as often, switches of level keep their monthly rate, and weekends are quieter.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from sparkify.datagen import words
 
 MONTH_START = date(2018, 11, 1)
 DAYS_IN_MONTH = 30
+MAX_DAYS = 10 * 366
 SONGS_PER_SCALE = 400
 USERS_PER_SCALE = 100
 EVENTS_PER_DAY_PER_SCALE = 267
@@ -28,6 +32,10 @@ NEAR_MATCH_RATE = 0.03
 NEXT_SONG_SHARE = 0.85
 LOGGED_OUT_SHARE = 0.03
 LEVEL_SWITCHER_SHARE = 0.2
+# A share of the active users leaves every 30 days, and as many new users register.
+MONTHLY_CHURN = 0.04
+# Events on Monday .. Sunday, relative to the average day.
+WEEKDAY_FACTORS = (1.0, 1.0, 1.0, 1.05, 1.1, 0.95, 0.9)
 NUMERIC_ARTIST_NAME = 112
 
 OTHER_LOGGED_IN_PAGES = (
@@ -87,6 +95,14 @@ class User:
     initial_level: str
     switches_at: list[int]
     last_level: str | None = None
+    # Active from ``joined_at`` (epoch ms) until ``churned_at`` (None: still active).
+    joined_at: int = 0
+    churned_at: int | None = None
+
+    def active_on(self, day_start: int) -> bool:
+        return self.joined_at < day_start + 86_400_000 and (
+            self.churned_at is None or self.churned_at > day_start
+        )
 
     def level_at(self, ts: int) -> str:
         flips = sum(1 for switch in self.switches_at if switch <= ts)
@@ -168,30 +184,62 @@ def make_songs(rng: random.Random, scale: int) -> list[Song]:
     return songs
 
 
-def make_users(rng: random.Random, scale: int) -> list[User]:
-    month_start = datetime(2018, 11, 1, tzinfo=UTC)
+def _switches(rng: random.Random, start_ms: int, span_ms: int) -> list[int]:
+    """When a user switches level: in each 30-day window, a ``LEVEL_SWITCHER_SHARE`` chance of 1 to 3 switches."""
     month_ms = DAYS_IN_MONTH * 86_400_000
-    users = []
-    for i in range(USERS_PER_SCALE * scale):
-        switches: list[int] = []
-        if rng.random() < LEVEL_SWITCHER_SHARE:
-            start = _epoch_ms(month_start)
-            switches = sorted(start + rng.randrange(month_ms) for _ in range(rng.choice((1, 1, 2, 3))))
-        registered = month_start - timedelta(days=rng.uniform(1, 400))
-        users.append(
-            User(
-                user_id=str(i + 1),
-                first_name=rng.choice(words.FIRST_NAMES),
-                last_name=rng.choice(words.LAST_NAMES),
-                gender=rng.choice("MF"),
-                location=rng.choice(words.LOCATIONS),
-                registration=float(_epoch_ms(registered)),
-                user_agent='"' + rng.choice(words.USER_AGENTS) + '"',
-                initial_level="paid" if rng.random() < 0.3 else "free",
-                switches_at=switches,
-            )
-        )
-    return users
+    switches: list[int] = []
+    for window in range(start_ms, start_ms + span_ms, month_ms):
+        length = min(month_ms, start_ms + span_ms - window)
+        if rng.random() < LEVEL_SWITCHER_SHARE * length / month_ms:
+            switches += sorted(window + rng.randrange(length) for _ in range(rng.choice((1, 1, 2, 3))))
+    return switches
+
+
+def _new_user(rng: random.Random, user_id: int, registered: datetime, start_ms: int, span_ms: int) -> User:
+    return User(
+        user_id=str(user_id),
+        first_name=rng.choice(words.FIRST_NAMES),
+        last_name=rng.choice(words.LAST_NAMES),
+        gender=rng.choice("MF"),
+        location=rng.choice(words.LOCATIONS),
+        registration=float(_epoch_ms(registered)),
+        user_agent='"' + rng.choice(words.USER_AGENTS) + '"',
+        initial_level="paid" if rng.random() < 0.3 else "free",
+        switches_at=_switches(rng, start_ms, span_ms),
+        joined_at=start_ms,
+    )
+
+
+def make_users(
+    rng: random.Random, scale: int, start: date = MONTH_START, days: int = DAYS_IN_MONTH
+) -> list[User]:
+    """The users active on the first day, registered up to 400 days before it. They churn later (see
+    ``lifecycle``)."""
+    first = datetime(start.year, start.month, start.day, tzinfo=UTC)
+    start_ms, span_ms = _epoch_ms(first), days * 86_400_000
+    return [
+        _new_user(rng, i + 1, first - timedelta(days=rng.uniform(1, 400)), start_ms, span_ms)
+        for i in range(USERS_PER_SCALE * scale)
+    ]
+
+
+def lifecycle(rng: random.Random, users: list[User], day: date, end: date) -> None:
+    """One day of churn and arrivals: each active user leaves with the daily share of ``MONTHLY_CHURN``, and
+    about as many new users start (their ids follow the last one)."""
+    day_start = _epoch_ms(datetime(day.year, day.month, day.day, tzinfo=UTC))
+    daily = MONTHLY_CHURN / DAYS_IN_MONTH
+    active = 0
+    for user in users:
+        if user.active_on(day_start):
+            active += 1
+            if rng.random() < daily:
+                user.churned_at = day_start + rng.randrange(86_400_000)
+    arrivals = sum(rng.random() < daily for _ in range(active))
+    remaining_ms = ((end - day).days + 1) * 86_400_000
+    for _ in range(arrivals):
+        # Registered within the day before: active from this day on, never before their registration.
+        registered = datetime.fromtimestamp((day_start - 1 - rng.randrange(86_400_000)) / 1000, tz=UTC)
+        users.append(_new_user(rng, len(users) + 1, registered, day_start, remaining_ms))
 
 
 class _Player:
@@ -272,10 +320,11 @@ def make_day_events(
     scale: int,
     next_session_id: int,
 ) -> tuple[list[dict[str, object]], int]:
-    """One day's events, sorted by ``ts``; ``(sessionId, itemInSession)`` unique across the month."""
+    """One day's events, sorted by ``ts``; ``(sessionId, itemInSession)`` unique across the days written."""
     day_start = _epoch_ms(datetime(day.year, day.month, day.day, tzinfo=UTC))
     day_end = day_start + 86_400_000 - 1
-    budget = int(EVENTS_PER_DAY_PER_SCALE * scale * rng.uniform(0.8, 1.2))
+    budget = int(EVENTS_PER_DAY_PER_SCALE * scale * WEEKDAY_FACTORS[day.weekday()] * rng.uniform(0.8, 1.2))
+    users = [user for user in users if user.active_on(day_start)]
     cum_weights = list(itertools.accumulate(1 + (int(u.user_id) * 7919) % 13 for u in users))
     events: list[dict[str, object]] = []
     while len(events) < budget:
@@ -373,15 +422,37 @@ def log_path(root: Path, day: date) -> Path:
     return root / "log_data" / f"{day:%Y}" / f"{day:%m}" / f"{day:%Y-%m-%d}-events.json"
 
 
-def generate(out: Path, scale: int = 1, seed: int = 42, days: int = DAYS_IN_MONTH) -> GeneratedLake:
-    """Write a lake under ``out`` (existing generated files are overwritten) and say what was written."""
+def date_range(start: date, end: date | None = None, days: int | None = None) -> list[date]:
+    """The days from ``start`` to ``end`` (both included), or ``days`` days from ``start``; 30 by default."""
+    if end is not None and days is not None:
+        raise ValueError("give the last day or a number of days, not both")
+    if end is None:
+        count = DAYS_IN_MONTH if days is None else days
+        if not 1 <= count <= MAX_DAYS:
+            raise ValueError(f"days must be between 1 and {MAX_DAYS}, got {count}")
+        end = start + timedelta(days=count - 1)
+    if not start <= end < start + timedelta(days=MAX_DAYS):
+        raise ValueError(f"the last day must be from {start} to {MAX_DAYS} days later, got {end}")
+    return [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
+
+
+def generate(
+    out: Path,
+    scale: int = 1,
+    seed: int = 42,
+    days: int | None = None,
+    *,
+    start: date = MONTH_START,
+    end: date | None = None,
+) -> GeneratedLake:
+    """Write a lake under ``out`` (existing generated files are overwritten) and say what was written: the days
+    from ``start`` to ``end``, or ``days`` days from ``start`` (30 by default)."""
     if scale < 1:
         raise ValueError(f"scale must be a positive integer, got {scale}")
-    if not 1 <= days <= DAYS_IN_MONTH:
-        raise ValueError(f"days must be between 1 and {DAYS_IN_MONTH}, got {days}")
+    span = date_range(start, end, days)
     rng = random.Random(seed)
     songs = make_songs(rng, scale)
-    users = make_users(rng, scale)
+    users = make_users(rng, scale, span[0], len(span))
     player = _Player(rng, songs)
 
     for song in songs:
@@ -389,16 +460,14 @@ def generate(out: Path, scale: int = 1, seed: int = 42, days: int = DAYS_IN_MONT
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(song.as_json(), ensure_ascii=False), encoding="utf-8")
 
-    written_days = []
     total_events = 0
     session_id = 1
-    for offset in range(days):
-        day = MONTH_START + timedelta(days=offset)
+    for day in span:
+        lifecycle(rng, users, day, span[-1])
         events, session_id = make_day_events(rng, day, users, player, scale, session_id)
         path = log_path(out, day)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", encoding="utf-8") as fh:
             fh.writelines(json.dumps(event, separators=(",", ":")) + "\n" for event in events)
-        written_days.append(day)
         total_events += len(events)
-    return GeneratedLake(root=out, song_files=len(songs), events=total_events, days=written_days)
+    return GeneratedLake(root=out, song_files=len(songs), events=total_events, days=span)

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from sparkify.dbt_docs import docs_projects_config
+from sparkify.lake import Lake
 from sparkify.settings import Settings
 
 ADMIN_USER = "admin"
@@ -75,6 +76,11 @@ def airflow_env(
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
         **settings.dbt_env(),
     }
+    # The schedule ends with a local lake's last day: unpausing the DAG (which every backfill does) then never
+    # schedules a day the lake cannot hold, such as yesterday. A backfill still takes any day.
+    last_day = Lake(settings.lake).last_local_day()
+    if last_day and not settings.end_date:
+        defaults["SPARKIFY_END_DATE"] = last_day.isoformat()
     env.update({key: value for key, value in defaults.items() if not env.get(key)})
     env.update(
         {

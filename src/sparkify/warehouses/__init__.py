@@ -33,7 +33,7 @@ MODULES = {
 }
 NAMES = tuple(MODULES)
 # The schemas dbt builds, besides the landing schema: what the read-only login of `make sql` may read.
-DBT_SCHEMAS = ("analytics", "analytics_staging")
+DBT_SCHEMAS = ("analytics", "analytics_staging", "analytics_intermediate")
 PROFILE_NAME = "sparkify"
 
 Rows = tuple[list[str], list[tuple[object, ...]]]

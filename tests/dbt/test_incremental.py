@@ -1,0 +1,170 @@
+"""The incremental marts equal a --full-refresh build of the same staged data, after days loaded as they come in
+production: out of order, a day staged again with a corrected file, events logged on a later day than they
+happened, an event logged on two days, and a level switch on a day loaded after the days that follow it. Every
+day's build passes its (day-scoped) tests, and the full-history check passes at the end. On DuckDB and
+PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from sparkify.datagen import generate
+from sparkify.lake import Lake
+from sparkify.warehouses import warehouse_for
+from tests.conftest import MARTS, REPO, drop_database, fingerprints, new_warehouse
+from tests.dbt.test_dbt_project import dbt
+
+INTERMEDIATE = ("analytics_intermediate.int_events_deduplicated",)
+DAYS = [date(2018, 11, 1) + timedelta(days=offset) for offset in range(12)]
+D = {day.day: day for day in DAYS}
+# The 9th after the 10th and 11th; the 5th first as a wrong file, corrected after the 9th.
+LOAD_ORDER = [1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 9, 5, 12]
+
+pytestmark = pytest.mark.timeout(900)
+
+
+def lines_of(lake: Path, day: int) -> list[dict]:
+    return [json.loads(line) for line in (lake / Lake.log_key(D[day])).read_text().splitlines()]
+
+
+def write(lake: Path, day: int, events: list[dict]) -> None:
+    (lake / Lake.log_key(D[day])).write_text("".join(json.dumps(e) + "\n" for e in events))
+
+
+def flip(level: str) -> str:
+    return "paid" if level == "free" else "free"
+
+
+def make_lake(root: Path) -> tuple[Path, list[dict], dict]:
+    """The lake the days end with, and the wrong first version of the 5th; what each case touched."""
+    lake = generate(root / "lake", scale=1, seed=13, days=len(DAYS)).root
+    cases: dict[str, object] = {}
+    # Late: the 3rd's last NextSong events are logged in the 4th's file.
+    third, fourth = lines_of(lake, 3), lines_of(lake, 4)
+    late = [e for e in third if e["page"] == "NextSong"][-5:]
+    write(lake, 3, [e for e in third if e not in late])
+    write(lake, 4, late + fourth)
+    cases["late"] = {(e["sessionId"], e["itemInSession"]) for e in late}
+    # Logged twice: a play of the 6th is in the 7th's file too (the 6th's occurrence is the one kept).
+    sixth = lines_of(lake, 6)
+    twice = next(e for e in sixth if e["page"] == "NextSong")
+    write(lake, 7, [twice, *lines_of(lake, 7)])
+    # A level switch on the 9th: a user of the 8th, 9th and 10th is at the other level for the whole 9th.
+    users = [{e["userId"] for e in lines_of(lake, day) if e["userId"]} for day in (8, 9, 10)]
+    switcher = sorted(set.intersection(*users), key=int)[0]
+    write(
+        lake,
+        9,
+        [{**e, "level": flip(e["level"])} if e["userId"] == switcher else e for e in lines_of(lake, 9)],
+    )
+    cases["switcher"] = switcher
+    # The 5th as first staged: a play that is the 6th's too (it then counts for the 5th), a play the corrected
+    # file drops, one that was a Home page, and a user's last event of the day at the other level.
+    fifth = lines_of(lake, 5)
+    wrong = [dict(e) for e in fifth]
+    plays = [i for i, e in enumerate(wrong) if e["page"] == "NextSong"]
+    wrong[plays[0]] = {**wrong[plays[0]], "page": "Home", "song": None, "artist": None, "length": None}
+    last_of_user = max(i for i, e in enumerate(wrong) if e["userId"])
+    wrong[last_of_user] = {**wrong[last_of_user], "level": flip(wrong[last_of_user]["level"])}
+    dropped = {**wrong[plays[1]], "sessionId": 999_999, "itemInSession": 0}
+    wrong += [twice, dropped]
+    cases["moved"] = (twice["sessionId"], twice["itemInSession"])
+    cases["dropped"] = (dropped["sessionId"], dropped["itemInSession"])
+    return lake, wrong, cases
+
+
+@pytest.fixture(scope="module", params=["duckdb", "postgres"])
+def scenario(request, tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp(f"incremental-{request.param}")
+    lake, wrong_fifth, cases = make_lake(tmp_path)
+    corrected_fifth = (lake / Lake.log_key(D[5])).read_text()
+    extra = {}
+    if request.param == "postgres":
+        request.getfixturevalue("postgres_server")
+        database = f"sparkify_test_{uuid.uuid4().hex[:12]}"
+        request.addfinalizer(lambda: drop_database(database))
+        extra = {"SPARKIFY_WAREHOUSE": "postgres", "SPARKIFY_PG_DATABASE": database}
+    settings = new_warehouse(lake, tmp_path / "warehouse.duckdb", extra)
+    env = {
+        **os.environ,
+        "SPARKIFY_HOME": str(REPO),
+        "SPARKIFY_LAKE": str(lake),
+        "SPARKIFY_WAREHOUSE": settings.warehouse,
+        "SPARKIFY_DUCKDB_PATH": str(settings.duckdb_path),
+        "SPARKIFY_PG_DATABASE": settings.postgres.database,
+        "DBT_EXCLUDE_RESOURCE_TYPES": "unit_test",
+        "DO_NOT_TRACK": "1",
+    }
+    target = tmp_path / "target"
+    warehouse = warehouse_for(settings)
+    warehouse.stage_songs()
+    fifth_staged = 0
+    for day in LOAD_ORDER:
+        if day == 5:
+            fifth_staged += 1
+            text = (
+                "".join(json.dumps(e) + "\n" for e in wrong_fifth) if fifth_staged == 1 else corrected_fifth
+            )
+            (lake / Lake.log_key(D[5])).write_text(text)
+        warehouse.stage_events(D[day])
+        result = dbt({**env, "SPARKIFY_RUN_DATE": D[day].isoformat()}, "build", "--target-path", str(target))
+        assert result.returncode == 0, f"the run of {D[day]}:\n{result.stdout[-6000:]}"
+        assert "ERROR=0" in result.stdout and "WARN=0" in result.stdout, result.stdout[-3000:]
+    incremental = fingerprints(settings, MARTS + INTERMEDIATE)
+    with warehouse.cursor() as cur:
+        cur.execute("select session_id, item_in_session, log_date from analytics.fct_songplays")
+        plays = {(session, item): log_date for session, item, log_date in cur.fetchall()}
+        cur.execute(
+            "select user_id, level, valid_from from analytics.dim_user_levels order by user_id, valid_from"
+        )
+        periods = cur.fetchall()
+    # The whole history checked (`make check`: every test on every row), then everything rebuilt from scratch.
+    checked = subprocess.run(
+        [sys.executable, "-m", "sparkify.cli", "check"], env=env, capture_output=True, text=True, timeout=600
+    )
+    rebuilt = dbt(env, "build", "--full-refresh", "--target-path", str(target))
+    assert rebuilt.returncode == 0, rebuilt.stdout[-6000:]
+    return {
+        "settings": settings,
+        "cases": cases,
+        "incremental": incremental,
+        "full_refresh": fingerprints(settings, MARTS + INTERMEDIATE),
+        "checked": checked,
+        "plays": plays,
+        "periods": periods,
+    }
+
+
+def test_every_mart_equals_a_full_refresh_build(scenario):
+    assert scenario["incremental"] == scenario["full_refresh"]
+    assert all(rows for rows, _ in scenario["incremental"].values()), scenario["incremental"]
+
+
+def test_the_full_history_check_passes(scenario):
+    assert scenario["checked"].returncode == 0, scenario["checked"].stdout[-6000:]
+    assert "PASS assert_songplays_reconcile_with_staged_events" in scenario["checked"].stdout
+
+
+def test_the_cases_happened(scenario):
+    """The scenario does what it says: otherwise equality would prove less."""
+    plays, cases = scenario["plays"], scenario["cases"]
+    # Late events count for the day they were logged.
+    assert {plays[key] for key in cases["late"]} == {D[4]}
+    # The play the wrong 5th held first belongs to the 6th again; the play it alone had is gone.
+    assert plays[cases["moved"]] == D[6]
+    assert cases["dropped"] not in plays
+    # The 9th's switch, loaded after the 10th and 11th, is two periods starting on the 9th and the 10th.
+    switches = [
+        valid_from.date()
+        for user, _, valid_from in scenario["periods"]
+        if user == cases["switcher"] and valid_from.date() in (D[9], D[10])
+    ]
+    assert switches == [D[9], D[10]], scenario["periods"]
