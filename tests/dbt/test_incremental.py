@@ -23,10 +23,10 @@ from tests.conftest import MARTS, REPO, drop_database, fingerprints, new_warehou
 from tests.dbt.test_dbt_project import dbt
 
 INTERMEDIATE = ("analytics_intermediate.int_events_deduplicated",)
-DAYS = [date(2018, 11, 1) + timedelta(days=offset) for offset in range(12)]
+DAYS = [date(2018, 11, 1) + timedelta(days=offset) for offset in range(8)]
 D = {day.day: day for day in DAYS}
-# The 9th after the 10th and 11th; the 5th first as a wrong file, corrected after the 9th.
-LOAD_ORDER = [1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 9, 5, 12]
+# The 7th after the 8th; the 4th first as a wrong file, corrected last.
+LOAD_ORDER = [1, 2, 3, 4, 5, 6, 8, 7, 4]
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -44,32 +44,31 @@ def flip(level: str) -> str:
 
 
 def make_lake(root: Path) -> tuple[Path, list[dict], dict]:
-    """The lake the days end with, and the wrong first version of the 5th; what each case touched."""
+    """The lake the days end with, and the wrong first version of the 4th; what each case touched."""
     lake = generate(root / "lake", scale=1, seed=13, days=len(DAYS)).root
     cases: dict[str, object] = {}
-    # Late: the 3rd's last NextSong events are logged in the 4th's file.
-    third, fourth = lines_of(lake, 3), lines_of(lake, 4)
-    late = [e for e in third if e["page"] == "NextSong"][-5:]
-    write(lake, 3, [e for e in third if e not in late])
-    write(lake, 4, late + fourth)
+    # Late: the 2nd's last NextSong events are logged in the 3rd's file.
+    second, third = lines_of(lake, 2), lines_of(lake, 3)
+    late = [e for e in second if e["page"] == "NextSong"][-5:]
+    write(lake, 2, [e for e in second if e not in late])
+    write(lake, 3, late + third)
     cases["late"] = {(e["sessionId"], e["itemInSession"]) for e in late}
-    # Logged twice: a play of the 6th is in the 7th's file too (the 6th's occurrence is the one kept).
-    sixth = lines_of(lake, 6)
-    twice = next(e for e in sixth if e["page"] == "NextSong")
-    write(lake, 7, [twice, *lines_of(lake, 7)])
-    # A level switch on the 9th: a user of the 8th, 9th and 10th is at the other level for the whole 9th.
-    users = [{e["userId"] for e in lines_of(lake, day) if e["userId"]} for day in (8, 9, 10)]
-    switcher = sorted(set.intersection(*users), key=int)[0]
+    # Logged twice: a play of the 5th is in the 6th's file too (the 5th's occurrence is the one kept).
+    twice = next(e for e in lines_of(lake, 5) if e["page"] == "NextSong")
+    write(lake, 6, [twice, *lines_of(lake, 6)])
+    # A level switch on the 7th: a user seen before, on the 7th and on the 8th is at the other level all the 7th.
+    before = {e["userId"] for day in range(1, 7) for e in lines_of(lake, day) if e["userId"]}
+    users = [{e["userId"] for e in lines_of(lake, day) if e["userId"]} for day in (7, 8)]
+    switcher = sorted(before.intersection(*users), key=int)[0]
     write(
         lake,
-        9,
-        [{**e, "level": flip(e["level"])} if e["userId"] == switcher else e for e in lines_of(lake, 9)],
+        7,
+        [{**e, "level": flip(e["level"])} if e["userId"] == switcher else e for e in lines_of(lake, 7)],
     )
     cases["switcher"] = switcher
-    # The 5th as first staged: a play that is the 6th's too (it then counts for the 5th), a play the corrected
+    # The 4th as first staged: a play that is the 5th's too (it then counts for the 4th), a play the corrected
     # file drops, one that was a Home page, and a user's last event of the day at the other level.
-    fifth = lines_of(lake, 5)
-    wrong = [dict(e) for e in fifth]
+    wrong = [dict(e) for e in lines_of(lake, 4)]
     plays = [i for i, e in enumerate(wrong) if e["page"] == "NextSong"]
     wrong[plays[0]] = {**wrong[plays[0]], "page": "Home", "song": None, "artist": None, "length": None}
     last_of_user = max(i for i, e in enumerate(wrong) if e["userId"])
@@ -84,8 +83,8 @@ def make_lake(root: Path) -> tuple[Path, list[dict], dict]:
 @pytest.fixture(scope="module", params=["duckdb", "postgres"])
 def scenario(request, tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp(f"incremental-{request.param}")
-    lake, wrong_fifth, cases = make_lake(tmp_path)
-    corrected_fifth = (lake / Lake.log_key(D[5])).read_text()
+    lake, wrong_fourth, cases = make_lake(tmp_path)
+    corrected_fourth = (lake / Lake.log_key(D[4])).read_text()
     extra = {}
     if request.param == "postgres":
         request.getfixturevalue("postgres_server")
@@ -106,14 +105,16 @@ def scenario(request, tmp_path_factory):
     target = tmp_path / "target"
     warehouse = warehouse_for(settings)
     warehouse.stage_songs()
-    fifth_staged = 0
+    fourth_staged = 0
     for day in LOAD_ORDER:
-        if day == 5:
-            fifth_staged += 1
+        if day == 4:
+            fourth_staged += 1
             text = (
-                "".join(json.dumps(e) + "\n" for e in wrong_fifth) if fifth_staged == 1 else corrected_fifth
+                "".join(json.dumps(e) + "\n" for e in wrong_fourth)
+                if fourth_staged == 1
+                else corrected_fourth
             )
-            (lake / Lake.log_key(D[5])).write_text(text)
+            (lake / Lake.log_key(D[4])).write_text(text)
         warehouse.stage_events(D[day])
         result = dbt({**env, "SPARKIFY_RUN_DATE": D[day].isoformat()}, "build", "--target-path", str(target))
         assert result.returncode == 0, f"the run of {D[day]}:\n{result.stdout[-6000:]}"
@@ -157,14 +158,14 @@ def test_the_cases_happened(scenario):
     """The scenario does what it says: otherwise equality would prove less."""
     plays, cases = scenario["plays"], scenario["cases"]
     # Late events count for the day they were logged.
-    assert {plays[key] for key in cases["late"]} == {D[4]}
-    # The play the wrong 5th held first belongs to the 6th again; the play it alone had is gone.
-    assert plays[cases["moved"]] == D[6]
+    assert {plays[key] for key in cases["late"]} == {D[3]}
+    # The play the wrong 4th held first belongs to the 5th again; the play it alone had is gone.
+    assert plays[cases["moved"]] == D[5]
     assert cases["dropped"] not in plays
-    # The 9th's switch, loaded after the 10th and 11th, is two periods starting on the 9th and the 10th.
+    # The 7th's switch, loaded after the 8th, is two periods starting on the 7th and the 8th.
     switches = [
         valid_from.date()
         for user, _, valid_from in scenario["periods"]
-        if user == cases["switcher"] and valid_from.date() in (D[9], D[10])
+        if user == cases["switcher"] and valid_from.date() in (D[7], D[8])
     ]
-    assert switches == [D[9], D[10]], scenario["periods"]
+    assert switches == [D[7], D[8]], scenario["periods"]

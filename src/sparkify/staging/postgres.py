@@ -73,10 +73,23 @@ def transaction(settings: Settings) -> Iterator[psycopg2.extensions.cursor]:
         con.close()
 
 
+# The lookups of a day's run: its day (staging's replace, the dbt models' day) and its events on any day (the
+# incremental models); without them each would read all of history.
+EVENT_INDEXES = {"staging_events_log_date": ("log_date",), "staging_events_event": ("sessionid", "iteminsession")}
+
+
 def ensure_tables(cur: psycopg2.extensions.cursor, raw_schema: str) -> None:
     cur.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(raw_schema)))
     for table in schema.TABLES:
         cur.execute(schema.create_table_sql(raw_schema, table))
+    for name, columns in EVENT_INDEXES.items():
+        cur.execute(
+            sql.SQL("create index if not exists {} on {} ({})").format(
+                sql.Identifier(name),
+                sql.Identifier(raw_schema, schema.EVENTS.name),
+                sql.SQL(", ").join(map(sql.Identifier, columns)),
+            )
+        )
 
 
 def _field(value: object) -> str:
