@@ -75,7 +75,10 @@ def transaction(settings: Settings) -> Iterator[psycopg2.extensions.cursor]:
 
 # The lookups of a day's run: its day (staging's replace, the dbt models' day) and its events on any day (the
 # incremental models); without them each would read all of history.
-EVENT_INDEXES = {"staging_events_log_date": ("log_date",), "staging_events_event": ("sessionid", "iteminsession")}
+EVENT_INDEXES = {
+    "staging_events_log_date": ("log_date",),
+    "staging_events_event": ("sessionid", "iteminsession"),
+}
 
 
 def ensure_tables(cur: psycopg2.extensions.cursor, raw_schema: str) -> None:
