@@ -11,11 +11,13 @@ from __future__ import annotations
 import os
 import signal
 import uuid
+from datetime import date
 
 import psycopg2
 import pytest
 
 from sparkify.datagen import generate
+from sparkify.lake import Lake
 from sparkify.local_airflow import DAG_ID, free_port, running
 from sparkify.settings import from_env
 from sparkify.staging import postgres
@@ -24,7 +26,8 @@ from tests.conftest import drop_database, read_events, s3_connection_env, upload
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
-DAYS = ("2018-11-01", "2018-11-02", "2018-11-03")
+# Days past November and across a year's end: the schedule has no fixed month.
+DAYS = ("2018-12-31", "2019-01-01", "2019-01-02")
 WORKERS = ("worker-a", "worker-b")
 PG_PASSWORD = "known-warehouse-password"
 
@@ -63,7 +66,7 @@ def create_database(name: str) -> None:
 @pytest.fixture(scope="module")
 def topology(tmp_path_factory, postgres_server, redis_url, s3_server):
     root = tmp_path_factory.mktemp("celery")
-    lake = generate(root / "lake", scale=1, seed=17, days=len(DAYS)).root
+    lake = generate(root / "lake", scale=1, seed=17, start=date.fromisoformat(DAYS[0]), days=len(DAYS)).root
     s3_lake = upload_lake(s3_server, lake, f"celery-{uuid.uuid4().hex[:8]}", "sparkify")
     suffix = uuid.uuid4().hex[:10]
     metadata, warehouse_db, queue = (
@@ -85,6 +88,8 @@ def topology(tmp_path_factory, postgres_server, redis_url, s3_server):
         "SPARKIFY_RETRIES": "2",
         "SPARKIFY_RETRY_DELAY_SECONDS": "2",
         "SPARKIFY_MAX_ACTIVE_RUNS": "1",
+        # An S3 lake: the schedule's last day is set, as the compose stack sets it for its sample.
+        "SPARKIFY_END_DATE": DAYS[-1],
         "SPARKIFY_DBT_DOCS_DIR": str(root / "dbt_docs"),
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
         "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "sparkify.tuning.celery_config.CELERY_CONFIG",
@@ -228,7 +233,7 @@ def test_the_lake_was_read_from_s3(topology, backfill):
     with warehouse_for(topology["settings"]).cursor() as cur:
         cur.execute("select distinct source_file from landing.staging_events order by 1")
         assert [row[0] for row in cur.fetchall()] == [
-            f"{topology['s3_lake']}/log_data/2018/11/{day}-events.json" for day in DAYS
+            f"{topology['s3_lake']}/{Lake.log_key(date.fromisoformat(day))}" for day in DAYS
         ]
 
 
