@@ -38,6 +38,8 @@ from tests.dbt.test_dbt_project import dbt
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 
+# The watcher's node tasks of a run: 10 models (a run and a test task each), 2 sources, 8 tests between two models.
+SENSORS = 30
 TABLES = ("landing.staging_events", "landing.staging_songs", "landing.staging_quarantine", *MARTS)
 
 
@@ -111,7 +113,7 @@ def test_each_node_task_reports_the_one_build_of_its_run(workspace, first_backfi
         # The day's data tests ran; the unit tests (fixed inputs, run by `make test`) did not.
         assert "START test not_null_fct_songplays_songplay_id" in text and "START unit_test" not in text
     sensors = [path for path in task_logs(home, "dbt_sparkify.*") if "dbt_producer_watcher" not in str(path)]
-    assert len(sensors) == 2 * 26
+    assert len(sensors) == 2 * SENSORS
     assert all(path.name == "attempt=1.log" for path in sensors)
     for path in sensors:
         text = path.read_text()
@@ -337,7 +339,7 @@ def test_rerun_is_idempotent_and_a_missing_day_fails_the_backfill(workspace, fir
     )
     assert builds.count("OK created sql incremental model analytics.fct_songplays") == 2  # first run, rerun
     sensors = [path for path in rerun_dir.glob("task_id=dbt_sparkify.*") if "producer" not in path.name]
-    assert len(sensors) == 26
+    assert len(sensors) == SENSORS
     for sensor in sensors:
         for attempt in sensor.iterdir():
             assert "Trying to run dbtRunner" not in attempt.read_text(), attempt
@@ -373,7 +375,7 @@ def test_a_cleared_run_builds_again_and_its_node_tasks_report_that_build(workspa
     assert "the first since the run was cleared, not a retry: building again" in build
     assert "OK created sql incremental model analytics.fct_songplays" in build
     sensors = [path for path in run_dir.glob("task_id=dbt_sparkify.*") if "producer" not in path.name]
-    assert len(sensors) == 26
+    assert len(sensors) == SENSORS
     for sensor in sensors:
         assert tries[sensor.name.removeprefix("task_id=")] == ("success", 2), sensor
         text = (sensor / "attempt=2.log").read_text()
