@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +139,6 @@ def first_error_line(airflow: LocalAirflow, run_id: str, task_id: str, try_numbe
 
 def trouble_line(config: Settings, day: str, ti: dict[str, Any], error: str) -> str:
     """One task that failed or waits to retry: the task, its try, when the next try is, the error's first line."""
-    from datetime import datetime
 
     tries = f"try {ti['try_number']} of {ti['max_tries'] + 1}"
     if ti["state"] == "failed":
@@ -156,11 +155,16 @@ def trouble_line(config: Settings, day: str, ti: dict[str, Any], error: str) -> 
 
 
 def troubled_tries(
-    airflow: LocalAirflow, run_id: str, day: str, ti: dict[str, Any], shown: set[tuple[str, str, int, str]]
+    airflow: LocalAirflow,
+    run_id: str,
+    day: str,
+    ti: dict[str, Any],
+    shown: set[tuple[str, str, int, str]],
+    since: datetime,
 ) -> list[dict[str, Any]]:
     """The tries of ``ti`` that failed or wait to retry and are not ``shown`` yet. A retry can start again within
     a poll's interval, so the earlier tries come from the task's history whenever its try number moved past
-    one not shown."""
+    one not shown; only those that ended ``since`` (a try of an earlier command is not this watch's)."""
     unseen = [
         number
         for number in range(1, ti["try_number"])
@@ -172,7 +176,10 @@ def troubled_tries(
         earlier = [
             {**past, "state": "up_for_retry"}
             for past in airflow.tries(run_id, ti["task_id"])
-            if past["try_number"] in unseen and past["state"] in TROUBLE_STATES
+            if past["try_number"] in unseen
+            and past["state"] in TROUBLE_STATES
+            and past.get("end_date")
+            and datetime.fromisoformat(past["end_date"]) >= since
         ]
     current = [ti] if ti["state"] in TROUBLE_STATES else []
     troubled = [t for t in earlier + current if (day, t["task_id"], t["try_number"], t["state"]) not in shown]
@@ -188,6 +195,7 @@ def watch_backfill(
     that fails or waits to retry as it happens."""
     total = expected_days(start, end)
     started = time.monotonic()
+    since = datetime.now(UTC)
     last_line = ""
     failed_tasks: dict[str, list[str]] = {}
     shown: set[tuple[str, str, int, str]] = set()
@@ -198,7 +206,7 @@ def watch_backfill(
             day = run["logical_date"][:10]
             if run["state"] == "running" or (run["state"] == "failed" and day not in failed_tasks):
                 for ti in airflow.task_instances(run["dag_run_id"]):
-                    for trouble in troubled_tries(airflow, run["dag_run_id"], day, ti, shown):
+                    for trouble in troubled_tries(airflow, run["dag_run_id"], day, ti, shown, since):
                         shown.add((day, trouble["task_id"], trouble["try_number"], trouble["state"]))
                         error = first_error_line(
                             airflow, run["dag_run_id"], trouble["task_id"], trouble["try_number"]
