@@ -37,14 +37,19 @@ $(BIN)/.installed: requirements.lock pyproject.toml
 
 install: $(BIN)/.installed ## create .venv with every pinned dependency and the sparkify package
 
-LAKE_STAMP := $(LAKE_DIR)/.scale-$(SCALE)-seed-$(SEED)-$(START)-$(END)
+# make demo's lake has one broken day, an injected volume drop, for the Sparkify health view to flag.
+ifneq ($(filter demo,$(MAKECMDGOALS)),)
+DROP ?= 2018-11-24:0.3
+endif
+LAKE_STAMP := $(LAKE_DIR)/.scale-$(SCALE)-seed-$(SEED)-$(START)-$(END)$(if $(DROP),-drop-$(subst :,_,$(DROP)))
 
 $(LAKE_STAMP): | $(BIN)/.installed
 	rm -rf $(LAKE_DIR)
-	$(BIN)/python -m sparkify.datagen --scale $(SCALE) --seed $(SEED) --start $(START) --end $(END) --out $(LAKE_DIR)
+	$(BIN)/python -m sparkify.datagen --scale $(SCALE) --seed $(SEED) --start $(START) --end $(END) \
+		$(if $(DROP),--drop $(DROP)) --out $(LAKE_DIR)
 	touch $@
 
-data: $(LAKE_STAMP) ## generate the lake in .local/lake: days START..END (default November 2018), SCALE=N, SEED=N
+data: $(LAKE_STAMP) ## generate the lake in .local/lake: days START..END (default November 2018), SCALE=N, SEED=N, DROP=DAY:SHARE
 
 MANIFEST := dbt_sparkify/target/manifest.json
 DBT_FILES := $(shell find dbt_sparkify -path dbt_sparkify/target -prune -o -path dbt_sparkify/logs -prune \

@@ -8,12 +8,15 @@ One run per day of logs. For the run's day (`ds`):
    (on Redshift: COPY from S3 with the provider's `S3ToRedshiftOperator`; elsewhere its own bulk loader).
 2. **dbt_sparkify** (Cosmos) checks each source's freshness, then builds each dbt model, followed by that
    model's tests: `stg_sparkify__events`, `stg_sparkify__songs` → `dim_users`, `dim_user_levels`,
-   `dim_songs`, `dim_artists`, `fct_songplays` (the day deleted and re-inserted) → `dim_time`. One
+   `dim_songs`, `dim_artists`, `fct_songplays` (the day deleted and re-inserted) → `dim_time`, then the monitoring
+   marts `fct_daily_volumes` → `fct_daily_anomalies` (its test warns on a flagged day, never fails). One
    `dbt build` (**dbt_producer_watcher**) does the work; every model, model's tests and source has its own
    task with that node's result (a retried one runs its node itself; a cleared run builds again). A failing test stops what
    depends on it; the day's songplays are reconciled with its events.
-3. **summary** logs the rows staged and quarantined for the day and the rows of every staging and mart table,
-   and records them in the warehouse's `landing.pipeline_audit`.
+3. **summary** logs the rows staged and quarantined for the day, the rows of every staging and mart table, the
+   run's dbt results (kept in `landing.dbt_results` by the project's on-run-end hooks) and the day's anomaly
+   flags (`analytics.fct_daily_anomalies`, warnings, not failures); records them in `landing.pipeline_audit`;
+   and emits one asset event per mart with the day, which `sparkify_listening_report` is scheduled on.
 4. **docs** regenerates the dbt docs (lineage, every model and column) when the project or the warehouse's
    columns changed, served under *Browse → dbt docs*.
 
@@ -31,13 +34,15 @@ import pendulum
 from airflow.sdk import chain, dag, task
 
 from sparkify.alerts import on_failure
-from sparkify.dbt import data_test_count, dbt_task_group, generate_docs
+from sparkify.assets import mart_assets
+from sparkify.dbt import dbt_task_group, generate_docs
 from sparkify.settings import settings
 from sparkify.summary import log_counts
 from sparkify.warehouses import warehouse_for
 
 SETTINGS = settings()
 WAREHOUSE = warehouse_for(SETTINGS)
+MART_ASSETS = mart_assets(SETTINGS)
 
 
 @dag(
@@ -52,9 +57,14 @@ WAREHOUSE = warehouse_for(SETTINGS)
     doc_md=__doc__,
 )
 def sparkify_daily() -> None:
-    @task
-    def summary(ds: str | None = None, run_id: str | None = None) -> dict[str, int]:
-        return log_counts(SETTINGS, pendulum.Date.fromisoformat(ds), run_id, data_test_count(SETTINGS))
+    # One asset event per mart once the day is built and checked, the day in its extra: what downstream DAGs
+    # (sparkify_listening_report) are scheduled on. Cosmos' own per-task assets stay off (docs/performance.md).
+    @task(outlets=list(MART_ASSETS.values()))
+    def summary(ds: str | None = None, run_id: str | None = None, outlet_events=None) -> dict[str, int]:
+        counts = log_counts(SETTINGS, pendulum.Date.fromisoformat(ds), run_id)
+        for asset in MART_ASSETS.values():
+            outlet_events[asset].extra = {"day": ds}
+        return counts
 
     @task
     def docs() -> str:

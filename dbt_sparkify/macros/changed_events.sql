@@ -73,3 +73,16 @@
 {% macro postgres_indexes(indexes) -%}
     {{ return(indexes if target.type == 'postgres' else []) }}
 {%- endmacro %}
+
+{#- The days whose counts the run's day can change: the run's day, and every day any version of its events was
+    logged on (a late event moves a play between days). -#}
+{% macro changed_days(versions) -%}
+    select {{ run_date_literal() }} as log_date
+    union
+    select all_versions.log_date
+    from {{ versions }} as all_versions
+    inner join ({{ changed_event_keys(versions) }}) as changed_keys
+        on
+            all_versions.session_id = changed_keys.session_id
+            and all_versions.item_in_session = changed_keys.item_in_session
+{%- endmacro %}

@@ -12,6 +12,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -19,8 +20,10 @@ from typing import Any
 
 from sparkify import summary
 from sparkify.dbt_docs import DOCS_PATH
+from sparkify.health import HEALTH_PATH, HEALTH_ROUTE
 from sparkify.local_airflow import (
     DAG_ID,
+    REPORT_DAG_ID,
     TERMINAL_RUN_STATES,
     LocalAirflow,
     admin_password,
@@ -320,8 +323,20 @@ def cmd_backfill(args: argparse.Namespace, keep_ui: bool) -> int:
                 flush=True,
             )
         print_report(report, config, args.start, args.end)
+        # The listening reports the runs' asset events started, finished before Airflow stops.
+        reports = airflow.wait_reports_done()
+        states = Counter(run["state"] for run in reports)
+        print(
+            f"  {REPORT_DAG_ID}: {', '.join(f'{n} {state}' for state, n in sorted(states.items())) or 'no run'}",
+            flush=True,
+        )
         if keep_ui:
-            print(f"\ndbt docs (lineage, models, columns): {airflow.url}{DOCS_PATH}", flush=True)
+            print(
+                f"\nSparkify health (days, tests, anomaly flags): {airflow.url}{HEALTH_PATH}"
+                f"\n  (in the UI: Browse > Sparkify health, {airflow.url}/plugin/{HEALTH_ROUTE})",
+                flush=True,
+            )
+            print(f"dbt docs (lineage, models, columns): {airflow.url}{DOCS_PATH}", flush=True)
             print(
                 f"\nThe warehouse is {warehouse_for(config).describe()}; try:\n"
                 '  make sql Q="select level, count(*) as plays from analytics.fct_songplays group by 1"',

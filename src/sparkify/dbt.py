@@ -28,6 +28,10 @@ def require_manifest(path: Path) -> Path:
 
 
 RUN_DATE_ENV = "SPARKIFY_RUN_DATE"
+# The Airflow run a dbt command belongs to: its results are kept under it (macros/record_dbt_results.sql).
+RUN_ID_ENV = "SPARKIFY_RUN_ID"
+# Read only at execution: a value that changes every run must not make dbt parse the project again.
+EXECUTION_ENV = (RUN_DATE_ENV, RUN_ID_ENV)
 # The DAG's dbt commands leave out the unit tests: they check the models' SQL on fixed inputs, not the day's data,
 # so a daily run learns nothing from them (dbt's advice for production runs); `make test` runs them.
 DAG_DBT_FLAGS = {"DBT_EXCLUDE_RESOURCE_TYPES": "unit_test"}
@@ -55,7 +59,7 @@ def task_group_args(settings: Settings) -> dict[str, Any]:
         install_dbt_deps=False,
         # Each run processes the day of its logical date, passed in the environment (not --vars, which makes
         # dbt parse the whole project again whenever the day changes).
-        env_vars={**dag_dbt_env(settings), RUN_DATE_ENV: "{{ ds }}"},
+        env_vars={**dag_dbt_env(settings), RUN_DATE_ENV: "{{ ds }}", RUN_ID_ENV: "{{ run_id }}"},
     )
     tuning.local_manifest(project_config, manifest, settings)
     warehouse = warehouse_for(settings)
@@ -203,11 +207,3 @@ def generate_docs(settings: Settings, force: bool = True) -> Path:
     if fingerprint is not None:
         stamp.write_text(fingerprint)
     return docs / "index.html"
-
-
-def data_test_count(settings: Settings) -> int:
-    """How many dbt data tests the project runs (a run that reaches its summary has passed them all)."""
-    import json
-
-    nodes = json.loads(require_manifest(settings.manifest_path).read_text())["nodes"].values()
-    return sum(node["resource_type"] == "test" for node in nodes)

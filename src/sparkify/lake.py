@@ -90,6 +90,17 @@ class Lake:
     def uri(self, key: str) -> str:
         return f"{self.root.rstrip('/')}/{check_key(key)}"
 
+    def write(self, key: str, data: bytes) -> str:
+        """Write one object (a report the pipeline produces) at ``key``, replacing it; its URI or path."""
+        check_key(key)
+        if self.is_local:
+            path = Path(self.root) / key
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            return str(path)
+        self._s3().put_object(Bucket=self.bucket_and_prefix()[0], Key=self._s3_key(key), Body=data)
+        return self.uri(key)
+
     # -- S3 -------------------------------------------------------------------------------------------------
     def bucket_and_prefix(self) -> tuple[str, str]:
         match = re.fullmatch(r"s3://([^/]+)/?(.*)", self.root)

@@ -173,6 +173,9 @@ class Settings:
             "SPARKIFY_PG_PORT": str(self.postgres.port),
             "SPARKIFY_PG_USER": self.postgres.user,
             "SPARKIFY_PG_DATABASE": self.postgres.database,
+            # The load's allowance, which the daily volumes compare the quarantined lines with.
+            "SPARKIFY_MAX_BAD_RECORDS": str(self.max_bad_records),
+            "SPARKIFY_MAX_BAD_RATIO": str(self.max_bad_ratio),
         }
 
 

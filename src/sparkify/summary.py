@@ -69,7 +69,7 @@ def audit_rows(
     ]
 
 
-def _literal(value: object) -> str:
+def sql_literal(value: object) -> str:
     if value is None:
         return "null"
     if isinstance(value, int):
@@ -87,12 +87,12 @@ def record_audit(settings: Settings, rows: list[tuple[object, ...]]) -> None:
     # The time is a literal: Redshift's current_timestamp runs on the leader node only and fails in a
     # statement that writes a table.
     recorded_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-    values = ",\n".join("(" + ", ".join(map(_literal, (*row, recorded_at))) + ")" for row in rows)
+    values = ",\n".join("(" + ", ".join(map(sql_literal, (*row, recorded_at))) + ")" for row in rows)
     statements = [
         f"create schema if not exists {settings.raw_schema}",
         schema.create_table_sql(settings.raw_schema, schema.AUDIT, warehouse_for(settings).text_type),
         "begin",
-        f"delete from {table} where run_id = {_literal(rows[0][0])}",
+        f"delete from {table} where run_id = {sql_literal(rows[0][0])}",
         f"insert into {table} values {values}",
         "commit",
     ]
@@ -101,12 +101,45 @@ def record_audit(settings: Settings, rows: list[tuple[object, ...]]) -> None:
             cur.execute(statement)
 
 
-def log_counts(
-    settings: Settings, day: date, run_id: str | None = None, tests_passed: int = 0
-) -> dict[str, int]:
-    """Log the run's counts, one line per table, record them in the audit table (with ``run_id``), and return
-    them (the summary task's XCom)."""
+RESULTS_TABLE = "dbt_results"
+ANOMALIES_TABLE = f"{MART_SCHEMA}.fct_daily_anomalies"
+
+
+def dbt_outcomes(settings: Settings, run_id: str) -> dict[str, int]:
+    """The run's dbt nodes by kind and status, as the run's dbt commands recorded them in the warehouse
+    (``<raw schema>.dbt_results``, written by the project's on-run-end hooks): e.g. ``{"test.pass": 84,
+    "test.warn": 1, "model.success": 13}``."""
+    with warehouse_for(settings).cursor() as cur:
+        # Created by the first dbt command of a DAG run: none yet, no result.
+        cur.execute(
+            "select count(*) from information_schema.tables "
+            f"where table_schema = {sql_literal(settings.raw_schema)} and table_name = {sql_literal(RESULTS_TABLE)}"
+        )
+        if not cur.fetchone()[0]:
+            return {}
+        cur.execute(
+            f"select resource_type, status, count(*) from {settings.raw_schema}.{RESULTS_TABLE} "
+            f"where run_id = {sql_literal(run_id)} group by resource_type, status"
+        )
+        return {f"{kind}.{status}": count for kind, status, count in cur.fetchall()}
+
+
+def flagged_metrics(settings: Settings, day: date) -> list[str]:
+    """The day's metrics outside their band (``fct_daily_anomalies``)."""
+    with warehouse_for(settings).cursor() as cur:
+        cur.execute(
+            f"select metric from {ANOMALIES_TABLE} where log_date = {sql_literal(day)} and is_anomaly order by metric"
+        )
+        return [metric for (metric,) in cur.fetchall()]
+
+
+def log_counts(settings: Settings, day: date, run_id: str | None = None) -> dict[str, int]:
+    """Log the run's counts, one line per table, and its dbt outcomes; record them in the audit table (with
+    ``run_id``), and return them (the summary task's XCom)."""
     counts = table_counts(settings, day)
+    if run_id is not None:
+        counts |= {f"dbt.{key}": value for key, value in dbt_outcomes(settings, run_id).items()}
+    tests_passed = counts.get("dbt.test.pass", 0)
     width = max(len(name) for name in counts)
     for name, rows in counts.items():
         log.info("%s %12d", name.ljust(width), rows)
@@ -119,6 +152,13 @@ def log_counts(
             run_id,
             tests_passed,
         )
+        if not tests_passed:
+            log.warning("no dbt test result of run %s in %s.%s", run_id, settings.raw_schema, RESULTS_TABLE)
+    flagged = flagged_metrics(settings, day)
+    counts["day.anomalies"] = len(flagged)
+    if flagged:
+        # A flagged day is reported, not failed: the dbt test of the flags warns.
+        log.warning("day %s: anomaly flagged for %s (analytics.fct_daily_anomalies)", day, ", ".join(flagged))
     if counts["day.staged_nextsong"] != counts["day.songplays"]:
         log.warning(
             "day %s: %d NextSong events staged but %d songplays loaded",

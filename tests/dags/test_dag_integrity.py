@@ -5,7 +5,7 @@ from __future__ import annotations
 
 def test_no_import_errors(dagbag):
     assert dagbag.import_errors == {}
-    assert dagbag.dag_ids == ["sparkify_daily"]
+    assert dagbag.dag_ids == ["sparkify_daily", "sparkify_listening_report"]
 
 
 def test_every_dag_has_tags_docs_and_retries(dagbag):

@@ -66,6 +66,7 @@ def test_staging_tasks_on_redshift(dag):
         assert dag.get_task(task_id).downstream_task_ids == {
             "dbt_sparkify.sparkify_staging_events_source",
             "dbt_sparkify.sparkify_staging_songs_source",
+            "dbt_sparkify.stg_sparkify__quarantine.run",
             "dbt_sparkify.dbt_producer_watcher",
         }
     assert "redshift" in dag.tags

@@ -26,6 +26,9 @@ MODELS = (
     "dim_artists",
     "fct_songplays",
     "dim_time",
+    "stg_sparkify__quarantine",
+    "fct_daily_volumes",
+    "fct_daily_anomalies",
 )
 SOURCES = ("dbt_sparkify.sparkify_staging_events_source", "dbt_sparkify.sparkify_staging_songs_source")
 
@@ -61,9 +64,10 @@ def test_edges(local_dag):
     def down(task_id):
         return dag.get_task(task_id).downstream_task_ids
 
-    # Staging, then each source's freshness check, then the staging model that reads it.
-    assert down("stage_events") == set(SOURCES)
-    assert down("stage_songs") == set(SOURCES)
+    # Staging, then each source's freshness check, then the staging model that reads it. The quarantine has no
+    # freshness (it is written only when a record is bad): its staging model follows staging directly.
+    assert down("stage_events") == {*SOURCES, "dbt_sparkify.stg_sparkify__quarantine.run"}
+    assert down("stage_songs") == {*SOURCES, "dbt_sparkify.stg_sparkify__quarantine.run"}
     assert down(SOURCES[0]) == {"dbt_sparkify.stg_sparkify__events.run"}
     assert down(SOURCES[1]) == {"dbt_sparkify.stg_sparkify__songs.run"}
     for model in MODELS:
@@ -81,7 +85,11 @@ def test_edges(local_dag):
         "dbt_sparkify.dim_user_levels.run",
         "dbt_sparkify.fct_songplays.run",
         "dbt_sparkify.dim_time.run",
+        "dbt_sparkify.fct_daily_volumes.run",
     }
+    # The monitoring marts: the day's volumes once its songplays are checked, then the anomaly flags.
+    assert "dbt_sparkify.fct_daily_volumes.run" in down("dbt_sparkify.fct_songplays.test")
+    assert "dbt_sparkify.fct_daily_anomalies.run" in down("dbt_sparkify.fct_daily_volumes.test")
     assert down("dbt_sparkify.int_events_deduplicated.test") == {
         "dbt_sparkify.dim_users.run",
         "dbt_sparkify.dim_user_levels.run",
@@ -126,7 +134,12 @@ def test_dbt_tasks_run_the_day_of_the_logical_date(dag):
     task = dag.get_task("dbt_sparkify.fct_songplays.run")
     assert not task.vars, "--vars would make dbt parse the project again at every new day"
     assert task.env["SPARKIFY_RUN_DATE"] == "{{ ds }}"
-    assert task.render_template(task.env, {"ds": "2018-11-07"})["SPARKIFY_RUN_DATE"] == "2018-11-07"
+    rendered = task.render_template(task.env, {"ds": "2018-11-07", "run_id": "scheduled__2018-11-07"})
+    # The day, and the run its results are kept under (landing.dbt_results).
+    assert (rendered["SPARKIFY_RUN_DATE"], rendered["SPARKIFY_RUN_ID"]) == (
+        "2018-11-07",
+        "scheduled__2018-11-07",
+    )
     assert task.install_deps is False
     dbt_tasks = [
         t for t in dag.tasks if t.task_id.startswith("dbt_sparkify.") and not t.task_id.endswith("_done")

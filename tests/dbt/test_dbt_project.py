@@ -303,39 +303,72 @@ def test_summary_counts(warehouse):
 def test_the_summary_records_each_run_in_the_audit_table(warehouse, tmp_path):
     copy = tmp_path / "warehouse.duckdb"
     shutil.copy(warehouse["db"], copy)
-    settings = from_env({**warehouse["env"], "SPARKIFY_DUCKDB_PATH": str(copy)})
-    day = date(2018, 11, 2)
-    summary.log_counts(settings, day, "scheduled__2018-11-02T00:00:00+00:00", 41)
-    counts = summary.log_counts(settings, day, "scheduled__2018-11-02T00:00:00+00:00", 42)
-    summary.log_counts(settings, date(2018, 11, 1), "manual__2018-11-01", 42)
+    env = {**warehouse["env"], "SPARKIFY_DUCKDB_PATH": str(copy)}
+    settings = from_env(env)
+    day, run_id = date(2018, 11, 2), "scheduled__2018-11-02T00:00:00+00:00"
+
+    def tested(run: str, *select: str) -> None:
+        result = dbt(
+            {**env, "SPARKIFY_RUN_ID": run, "SPARKIFY_RUN_DATE": "2018-11-02"},
+            "test",
+            "--exclude-resource-type",
+            "unit_test",
+            *select,
+            "--target-path",
+            str(tmp_path / "target"),
+        )
+        assert result.returncode == 0, result.stdout[-5000:]
+
+    # The run's tests, then two of them again in the same run (a retried task): replaced, not added.
+    tested(run_id)
+    tested(run_id, "--select", "fct_songplays,test_name:unique")
+    summary.log_counts(settings, day, run_id)
+    counts = summary.log_counts(settings, day, run_id)
+    tested("manual__2018-11-01", "--select", "dim_users")
+    summary.log_counts(settings, date(2018, 11, 1), "manual__2018-11-01")
     with duckdb.connect(str(copy), read_only=True) as con:
         rows = con.execute(
             "select table_name, rows_for_day, rows_quarantined, rows_total, dbt_tests_passed "
             "from landing.pipeline_audit where run_id like 'scheduled__2018-11-02%' order by table_name"
         ).fetchall()
         runs = con.execute("select count(distinct run_id), count(*) from landing.pipeline_audit").fetchone()
+        results = con.execute(
+            "select count(*), count(distinct unique_id), count(distinct invocation_id), min(run_date) "
+            f"from landing.dbt_results where run_id = '{run_id}'"
+        ).fetchone()
+        manual = con.execute(
+            "select count(*) from landing.dbt_results where run_id = 'manual__2018-11-01'"
+        ).fetchone()[0]
+    tests = sum(node["resource_type"] == "test" for node in manifest_nodes())
+    # One row per test of the project (the rerun's replaced), from two invocations.
+    assert results == (tests, tests, 2, day)
+    assert counts["dbt.test.pass"] == tests and 0 < manual < tests
     assert runs == (2, 16)
     by_table = {row[0]: row[1:] for row in rows}
     assert by_table["landing.staging_events"] == (
         counts["day.staged_events"],
         0,
         counts["landing.staging_events"],
-        42,
+        tests,
     )
     assert by_table["landing.staging_songs"] == (
         counts["landing.staging_songs"],
         0,
         counts["landing.staging_songs"],
-        42,
+        tests,
     )
     assert by_table["analytics.fct_songplays"] == (
         counts["day.songplays"],
         None,
         counts["analytics.fct_songplays"],
-        42,
+        tests,
     )
-    assert by_table["analytics.dim_users"] == (None, None, counts["analytics.dim_users"], 42)
+    assert by_table["analytics.dim_users"] == (None, None, counts["analytics.dim_users"], tests)
     assert len(by_table) == 8 and counts["day.staged_events"] > 0
+
+
+def manifest_nodes() -> list[dict]:
+    return list(json.loads((PROJECT / "target" / "manifest.json").read_text())["nodes"].values())
 
 
 # Functions and syntax of DuckDB or PostgreSQL that Redshift does not have.
@@ -378,7 +411,7 @@ def test_redshift_target_parses_and_compiles_to_redshift_sql(tmp_path):
     assert compiled.returncode == 0, compiled.stdout[-3000:]
     files = sorted((target / "compiled" / "sparkify").rglob("*.sql"))
     models = [f for f in files if "/models/" in f.as_posix() and f.parent.suffix != ".yml"]
-    assert len(models) == 10
+    assert len(models) == 13
     assert len(files) > 60
     for path in files:
         text = path.read_text()

@@ -23,6 +23,8 @@ from tests.conftest import MARTS, REPO, drop_database, fingerprints, new_warehou
 from tests.dbt.test_dbt_project import dbt
 
 INTERMEDIATE = ("analytics_intermediate.int_events_deduplicated",)
+# The monitoring marts: a day loaded late or again recounts the days it touched and the windows that read them.
+MONITORING = ("analytics.fct_daily_volumes", "analytics.fct_daily_anomalies")
 DAYS = [date(2018, 11, 1) + timedelta(days=offset) for offset in range(8)]
 D = {day.day: day for day in DAYS}
 # The 7th after the 8th; the 4th first as a wrong file, corrected last.
@@ -106,7 +108,7 @@ def scenario(request, tmp_path_factory):
     warehouse = warehouse_for(settings)
     warehouse.stage_songs()
     fourth_staged = 0
-    for day in LOAD_ORDER:
+    for load, day in enumerate(LOAD_ORDER):
         if day == 4:
             fourth_staged += 1
             text = (
@@ -116,10 +118,11 @@ def scenario(request, tmp_path_factory):
             )
             (lake / Lake.log_key(D[4])).write_text(text)
         warehouse.stage_events(D[day])
-        result = dbt({**env, "SPARKIFY_RUN_DATE": D[day].isoformat()}, "build", "--target-path", str(target))
+        run = {"SPARKIFY_RUN_DATE": D[day].isoformat(), "SPARKIFY_RUN_ID": f"load_{load}_{D[day]}"}
+        result = dbt({**env, **run}, "build", "--target-path", str(target))
         assert result.returncode == 0, f"the run of {D[day]}:\n{result.stdout[-6000:]}"
         assert "ERROR=0" in result.stdout and "WARN=0" in result.stdout, result.stdout[-3000:]
-    incremental = fingerprints(settings, MARTS + INTERMEDIATE)
+    incremental = fingerprints(settings, MARTS + INTERMEDIATE + MONITORING)
     with warehouse.cursor() as cur:
         cur.execute("select session_id, item_in_session, log_date from analytics.fct_songplays")
         plays = {(session, item): log_date for session, item, log_date in cur.fetchall()}
@@ -133,11 +136,18 @@ def scenario(request, tmp_path_factory):
     )
     rebuilt = dbt(env, "build", "--full-refresh", "--target-path", str(target))
     assert rebuilt.returncode == 0, rebuilt.stdout[-6000:]
+    with warehouse.cursor() as cur:
+        # Every load's dbt results kept, once per node (PostgreSQL and DuckDB write them alike).
+        cur.execute(
+            "select count(distinct run_id), count(*), count(distinct run_id || unique_id) from landing.dbt_results"
+        )
+        results = cur.fetchone()
     return {
         "settings": settings,
         "cases": cases,
+        "results": results,
         "incremental": incremental,
-        "full_refresh": fingerprints(settings, MARTS + INTERMEDIATE),
+        "full_refresh": fingerprints(settings, MARTS + INTERMEDIATE + MONITORING),
         "checked": checked,
         "plays": plays,
         "periods": periods,
@@ -147,6 +157,11 @@ def scenario(request, tmp_path_factory):
 def test_every_mart_equals_a_full_refresh_build(scenario):
     assert scenario["incremental"] == scenario["full_refresh"]
     assert all(rows for rows, _ in scenario["incremental"].values()), scenario["incremental"]
+
+
+def test_every_load_kept_its_dbt_results(scenario):
+    runs, rows, distinct = scenario["results"]
+    assert runs == len(LOAD_ORDER) and rows == distinct > 80 * len(LOAD_ORDER), scenario["results"]
 
 
 def test_the_full_history_check_passes(scenario):

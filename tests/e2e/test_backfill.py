@@ -38,8 +38,8 @@ from tests.dbt.test_dbt_project import dbt
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 
-# The watcher's node tasks of a run: 10 models (a run and a test task each), 2 sources, 8 tests between two models.
-SENSORS = 30
+# The watcher's node tasks of a run: 13 models (a run and a test task each), 2 sources, 8 tests between two models.
+SENSORS = 36
 TABLES = ("landing.staging_events", "landing.staging_songs", "landing.staging_quarantine", *MARTS)
 
 

@@ -10,6 +10,14 @@ from pathlib import Path
 from sparkify.datagen.generate import DAYS_IN_MONTH, MONTH_START, generate
 
 
+def volume_drop(text: str) -> tuple[date, float]:
+    day, _, share = text.partition(":")
+    try:
+        return date.fromisoformat(day), float(share)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected DAY:SHARE such as 2018-11-24:0.3, got {text!r}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m sparkify.datagen",
@@ -28,11 +36,25 @@ def main(argv: list[str] | None = None) -> int:
     last.add_argument("--end", type=date.fromisoformat, help="last day, included")
     last.add_argument("--days", type=int, help=f"number of days from --start (default: {DAYS_IN_MONTH})")
     parser.add_argument("--out", type=Path, required=True, help="lake directory to write")
+    parser.add_argument(
+        "--drop",
+        type=volume_drop,
+        action="append",
+        default=[],
+        metavar="DAY:SHARE",
+        help="inject a volume drop: the day keeps only SHARE of its events (e.g. 2018-11-24:0.3); repeatable",
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     try:
         lake = generate(
-            args.out, scale=args.scale, seed=args.seed, days=args.days, start=args.start, end=args.end
+            args.out,
+            scale=args.scale,
+            seed=args.seed,
+            days=args.days,
+            start=args.start,
+            end=args.end,
+            drops=dict(args.drop),
         )
     except ValueError as error:
         parser.error(str(error))

@@ -444,11 +444,17 @@ def generate(
     *,
     start: date = MONTH_START,
     end: date | None = None,
+    drops: dict[date, float] | None = None,
 ) -> GeneratedLake:
     """Write a lake under ``out`` (existing generated files are overwritten) and say what was written: the days
-    from ``start`` to ``end``, or ``days`` days from ``start`` (30 by default)."""
+    from ``start`` to ``end``, or ``days`` days from ``start`` (30 by default). ``drops`` injects volume drops:
+    a day's log keeps only the given share of its events, the first by time, as if logging stopped (the other
+    days are unchanged)."""
     if scale < 1:
         raise ValueError(f"scale must be a positive integer, got {scale}")
+    drops = drops or {}
+    if any(not 0 <= share < 1 for share in drops.values()):
+        raise ValueError(f"a volume drop keeps a share in [0, 1) of a day's events, got {drops}")
     span = date_range(start, end, days)
     rng = random.Random(seed)
     songs = make_songs(rng, scale)
@@ -465,6 +471,8 @@ def generate(
     for day in span:
         lifecycle(rng, users, day, span[-1])
         events, session_id = make_day_events(rng, day, users, player, scale, session_id)
+        if day in drops:
+            events = events[: int(len(events) * drops[day])]
         path = log_path(out, day)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", encoding="utf-8") as fh:

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from sparkify.local_airflow.api import DAG_ID, TERMINAL_RUN_STATES, AirflowApi
+from sparkify.local_airflow.api import DAG_ID, REPORT_DAG_ID, TERMINAL_RUN_STATES, AirflowApi
 from sparkify.local_airflow.config import (
     ADMIN_USER,
     WARM_LOCAL_EXECUTOR,
@@ -37,6 +37,7 @@ __all__ = [
     "ADMIN_USER",
     "COMPONENTS",
     "DAG_ID",
+    "REPORT_DAG_ID",
     "TERMINAL_RUN_STATES",
     "WARM_LOCAL_EXECUTOR",
     "AirflowStartError",
@@ -68,7 +69,9 @@ class LocalAirflow(AirflowProcesses, AirflowApi):
     held: tuple[str, ...] = ()
 
     def create_backfill(self, start: str, end: str, max_active_runs: int) -> dict[str, Any]:
-        self.api("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
+        # The report DAG too: the backfill's asset events then start its runs.
+        for dag_id in (DAG_ID, REPORT_DAG_ID):
+            self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
         # On the SQLite metadata database the API answers 503 ("Database is locked") while the scheduler writes:
         # a busy database, not an error; ask again. The refused attempt may have committed its backfill before
         # the lock hit (the next attempt then gets 409 "already a running backfill"): cancel it first.

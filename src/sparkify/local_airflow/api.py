@@ -13,6 +13,8 @@ from sparkify.local_airflow.config import ADMIN_USER, admin_password
 from sparkify.local_airflow.processes import AirflowStartError
 
 DAG_ID = "sparkify_daily"
+# Scheduled on the marts' asset events that DAG_ID's runs emit.
+REPORT_DAG_ID = "sparkify_listening_report"
 TERMINAL_RUN_STATES = {"success", "failed"}
 
 
@@ -96,11 +98,14 @@ class AirflowApi:
             lambda: httpx.get(f"{self.url}/api/v2/monitor/health", timeout=5).is_success,
             timeout,
         )
-        self.wait_until(f"DAG {DAG_ID} to be parsed", lambda: self._dag_parsed(), timeout)
+        for dag_id in (DAG_ID, REPORT_DAG_ID):
+            self.wait_until(
+                f"DAG {dag_id} to be parsed", lambda dag_id=dag_id: self._dag_parsed(dag_id), timeout
+            )
 
-    def _dag_parsed(self) -> bool:
+    def _dag_parsed(self, dag_id: str = DAG_ID) -> bool:
         try:
-            self.api("GET", f"/dags/{DAG_ID}/details")
+            self.api("GET", f"/dags/{dag_id}/details")
         except httpx.HTTPStatusError as error:
             if error.response.status_code == 404:
                 errors = self.api("GET", "/importErrors")
@@ -112,6 +117,22 @@ class AirflowApi:
                 return False
             raise
         return True
+
+    def wait_reports_done(self, timeout: float = 120, quiet: float = 10) -> list[dict[str, Any]]:
+        """Until the report DAG has had no queued or running run for ``quiet`` seconds (its runs start on the
+        asset events of the last daily runs); its runs, newest first."""
+        deadline = time.monotonic() + timeout
+        idle_since = time.monotonic()
+        while time.monotonic() < deadline:
+            runs = self.api(
+                "GET", f"/dags/{REPORT_DAG_ID}/dagRuns", params={"order_by": "-run_after", "limit": 100}
+            )["dag_runs"]
+            if any(run["state"] in ("queued", "running") for run in runs):
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since >= quiet:
+                return runs
+            time.sleep(2)
+        return runs
 
     def cancel_active_backfills(self) -> list[int]:
         """Cancel backfills left active by an interrupted command (Airflow allows one active backfill per DAG)."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sparkify.dbt import RUN_DATE_ENV, dag_dbt_env, project_files, run_dbt
+from sparkify.dbt import EXECUTION_ENV, dag_dbt_env, project_files, run_dbt
 from sparkify.settings import Settings
 from sparkify.warehouses import warehouse_for
 
@@ -42,9 +42,9 @@ _PARSED: _Parsed | None = None
 
 def _parse_env(manifest: Any, environ: Mapping[str, str]) -> dict[str, str | None]:
     """The environment a parse depended on: what the project read while parsing (dbt records it), and every
-    variable of the project's and dbt's own (the day, read only at execution, excepted)."""
+    variable of the project's and dbt's own (the day and the run id, read only at execution, excepted)."""
     keys = {key for key in environ if key.startswith(("SPARKIFY_", "DBT_"))} | set(manifest.env_vars)
-    keys -= {RUN_DATE_ENV} - set(manifest.env_vars)
+    keys -= set(EXECUTION_ENV) - set(manifest.env_vars)
     return {key: environ.get(key) for key in sorted(keys)}
 
 

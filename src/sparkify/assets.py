@@ -1,0 +1,29 @@
+"""The Airflow assets of the pipeline: one per mart, updated by the daily DAG's summary task once a day's run has
+built and checked them. The event's extra names the day (``{"day": "YYYY-MM-DD"}``), so a downstream DAG knows
+which day is new."""
+
+from __future__ import annotations
+
+from airflow.sdk import Asset
+
+from sparkify.settings import Settings
+from sparkify.summary import MART_SCHEMA, MARTS
+
+
+def mart_assets(settings: Settings) -> dict[str, Asset]:
+    """Each mart's asset, by mart name."""
+    return {
+        mart: Asset(
+            name=f"sparkify.{MART_SCHEMA}.{mart}",
+            uri=f"sparkify://{settings.warehouse}/{MART_SCHEMA}/{mart}",
+            group="sparkify",
+        )
+        for mart in MARTS
+    }
+
+
+def days_of(events: object) -> list[str]:
+    """The days named by asset events (a DAG run's ``triggering_asset_events`` values), sorted, each once."""
+    return sorted(
+        {event.extra["day"] for asset_events in events for event in asset_events if "day" in event.extra}
+    )
