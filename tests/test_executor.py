@@ -98,6 +98,10 @@ os.environ.update({**dbt.dag_dbt_env(s), dbt.RUN_DATE_ENV: "2018-11-01"})  # as 
 run = ["run", "--select", "dim_users"]
 seen = {"task": dbt_parse.shared_manifest(s, run) is not None}
 seen["another day"] = (os.environ.update({dbt.RUN_DATE_ENV: "2018-11-02"}) or dbt_parse.shared_manifest(s, run)) is not None
+# The run id, which the on-run-end hooks read while a command runs (dbt then adds it to the manifest's env_vars).
+os.environ[dbt.RUN_ID_ENV] = "scheduled__2018-11-02"
+dbt_parse._PARSED.manifest.env_vars[dbt.RUN_ID_ENV] = "scheduled__2018-11-01"
+seen["another run, its id read by a hook"] = dbt_parse.shared_manifest(s, run) is not None
 seen["--vars"] = dbt_parse.shared_manifest(s, [*run, "--vars", "{x: 1}"]) is not None
 seen["ls"] = dbt_parse.shared_manifest(s, ["ls"]) is not None
 os.environ["SPARKIFY_RAW_SCHEMA"] = "elsewhere"
@@ -134,6 +138,7 @@ def test_dbt_tasks_use_the_warm_up_parse_only_while_it_is_current(tmp_path):
     assert seen == {
         "task": True,
         "another day": True,
+        "another run, its id read by a hook": True,
         "--vars": False,
         "ls": False,
         "another raw schema": False,

@@ -35,16 +35,19 @@ class _Parsed:
     manifest: Any
     files: dict[str, tuple[int, int]]
     env: dict[str, str | None]
+    # The variables the parse read. Kept apart from the manifest's env_vars, to which dbt adds the variables a
+    # command reads while it runs (the on-run-end hooks read the run id).
+    read: frozenset[str]
 
 
 _PARSED: _Parsed | None = None
 
 
-def _parse_env(manifest: Any, environ: Mapping[str, str]) -> dict[str, str | None]:
+def _parse_env(read: frozenset[str], environ: Mapping[str, str]) -> dict[str, str | None]:
     """The environment a parse depended on: what the project read while parsing (dbt records it), and every
     variable of the project's and dbt's own (the day and the run id, read only at execution, excepted)."""
-    keys = {key for key in environ if key.startswith(("SPARKIFY_", "DBT_"))} | set(manifest.env_vars)
-    keys -= set(EXECUTION_ENV) - set(manifest.env_vars)
+    keys = {key for key in environ if key.startswith(("SPARKIFY_", "DBT_"))} | read
+    keys -= set(EXECUTION_ENV) - read
     return {key: environ.get(key) for key in sorted(keys)}
 
 
@@ -57,7 +60,7 @@ def shared_manifest(settings: Settings, args: list[str]) -> Any:
         return None
     if project_files(settings.dbt_project_dir) != parsed.files:
         return None
-    if _parse_env(parsed.manifest, os.environ) != parsed.env:
+    if _parse_env(parsed.read, os.environ) != parsed.env:
         return None
     return parsed.manifest
 
@@ -93,7 +96,8 @@ def _share_parsed_project(settings: Settings, manifest: Any) -> None:
 
     # The environment of a dbt task: this process's, with the project's variables (Cosmos' env_vars).
     environ = {**os.environ, **dag_dbt_env(settings)}
-    _PARSED = _Parsed(manifest, project_files(settings.dbt_project_dir), _parse_env(manifest, environ))
+    read = frozenset(manifest.env_vars)
+    _PARSED = _Parsed(manifest, project_files(settings.dbt_project_dir), _parse_env(read, environ), read)
     cosmos.dbt.runner.get_runner = lambda callbacks=None: _SharedManifestRunner(settings, callbacks)
 
 
