@@ -118,7 +118,7 @@ class AirflowApi:
             raise
         return True
 
-    def wait_reports_done(self, timeout: float = 120, quiet: float = 10) -> list[dict[str, Any]]:
+    def wait_reports_done(self, timeout: float = 120, quiet: float = 5) -> list[dict[str, Any]]:
         """Until the report DAG has had no queued or running run for ``quiet`` seconds (its runs start on the
         asset events of the last daily runs); its runs, newest first."""
         deadline = time.monotonic() + timeout
