@@ -264,3 +264,23 @@ def test_the_command_line_takes_a_range(tmp_path, capsys):
     ]
     with pytest.raises(SystemExit):
         main(["--start", "2019-01-02", "--end", "2019-01-01", "--out", str(out)])
+
+
+def test_a_volume_drop_keeps_a_share_of_its_day_and_nothing_else_changes(tmp_path):
+    days, drop = 4, date(2018, 11, 3)
+    plain = generate(tmp_path / "plain", seed=5, days=days).root
+    dropped = generate(tmp_path / "dropped", seed=5, days=days, drops={drop: 0.3}).root
+    key = "log_data/2018/11/2018-11-{:02d}-events.json"
+    for day in range(1, days + 1):
+        before = (plain / key.format(day)).read_text().splitlines()
+        after = (dropped / key.format(day)).read_text().splitlines()
+        if day == drop.day:
+            # The first 30 % by time, as if logging stopped.
+            assert after == before[: int(len(before) * 0.3)] and after
+        else:
+            assert after == before
+    assert main(["--out", str(tmp_path / "cli"), "--days", "4", "--drop", "2018-11-03:0.3"]) == 0
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path / "bad"), "--drop", "2018-11-03"])
+    with pytest.raises(ValueError, match="share"):
+        generate(tmp_path / "bad", days=2, drops={drop: 1.5})
