@@ -78,6 +78,7 @@ def test_edges(local_dag):
         "dbt_sparkify.int_event_versions.run",
         "dbt_sparkify.int_events_deduplicated.run",
         "dbt_sparkify.assert_songplays_reconcile_with_staged_events_test",
+        "dbt_sparkify.fct_daily_volumes.run",
     }
     assert down("dbt_sparkify.int_event_versions.test") == {
         "dbt_sparkify.int_events_deduplicated.run",
@@ -86,6 +87,7 @@ def test_edges(local_dag):
         "dbt_sparkify.fct_songplays.run",
         "dbt_sparkify.dim_time.run",
         "dbt_sparkify.fct_daily_volumes.run",
+        "dbt_sparkify.fct_daily_anomalies.run",
     }
     # The monitoring marts: the day's volumes once its songplays are checked, then the anomaly flags.
     assert "dbt_sparkify.fct_daily_volumes.run" in down("dbt_sparkify.fct_songplays.test")
@@ -98,7 +100,10 @@ def test_edges(local_dag):
     }
     assert "dbt_sparkify.dim_time.run" in down("dbt_sparkify.fct_songplays.test")
     assert "dbt_sparkify.fct_songplays.run" in down("dbt_sparkify.stg_sparkify__songs.test")
-    assert dag.get_task("summary").upstream_task_ids == relationship_tests()
+    # The summary follows the last tests: those between two models, and the anomaly flags' (which warn).
+    assert dag.get_task("summary").upstream_task_ids == relationship_tests() | {
+        "dbt_sparkify.fct_daily_anomalies.test"
+    }
     assert down("summary") == {"docs"}
     assert down("docs") == set()
     # Everything but staging runs after staging; summary, then docs, after everything else.
