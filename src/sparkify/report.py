@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 
 from sparkify.lake import Lake
 from sparkify.settings import Settings
-from sparkify.summary import MART_SCHEMA, sql_literal
+from sparkify.summary import MART_SCHEMA, replace_rows, sql_literal
 from sparkify.warehouses import warehouse_for
 
 log = logging.getLogger(__name__)
@@ -58,26 +58,18 @@ def report_rows(settings: Settings, day: date) -> dict[str, list[tuple[str, int]
 
 def record_report(settings: Settings, day: date, sections: dict[str, list[tuple[str, int]]]) -> int:
     """Replace the day's rows of the report table; how many rows it now has."""
-    warehouse = warehouse_for(settings)
     generated_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     rows = [
         (day, section, position, label, plays, generated_at)
         for section in SECTIONS
         for position, (label, plays) in enumerate(sections[section], start=1)
     ]
-    statements = [
-        f"create table if not exists {REPORT_TABLE} (report_date date, section {warehouse.text_type}, "
-        f"position integer, label {warehouse.text_type}, plays bigint, generated_at timestamp)",
-        "begin",
-        f"delete from {REPORT_TABLE} where report_date = {sql_literal(day)}",
-    ]
-    if rows:
-        values = ",\n".join("(" + ", ".join(map(sql_literal, row)) + ")" for row in rows)
-        statements.append(f"insert into {REPORT_TABLE} values {values}")
-    statements.append("commit")
-    with warehouse.cursor(read_only=False) as cur:
-        for statement in statements:
-            cur.execute(statement)
+    text = warehouse_for(settings).text_type
+    create = (
+        f"create table if not exists {REPORT_TABLE} (report_date date, section {text}, position integer, "
+        f"label {text}, plays bigint, generated_at timestamp)"
+    )
+    replace_rows(settings, REPORT_TABLE, [create], f"report_date = {sql_literal(day)}", rows)
     return len(rows)
 
 

@@ -81,24 +81,36 @@ def sql_literal(value: object) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def record_audit(settings: Settings, rows: list[tuple[object, ...]]) -> None:
-    """Replace the run's rows of the audit table (a rerun of the run records its latest counts)."""
-    table = f"{settings.raw_schema}.{schema.AUDIT.name}"
-    # The time is a literal: Redshift's current_timestamp runs on the leader node only and fails in a
-    # statement that writes a table.
-    recorded_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-    values = ",\n".join("(" + ", ".join(map(sql_literal, (*row, recorded_at))) + ")" for row in rows)
-    statements = [
-        f"create schema if not exists {settings.raw_schema}",
-        schema.create_table_sql(settings.raw_schema, schema.AUDIT, warehouse_for(settings).text_type),
-        "begin",
-        f"delete from {table} where run_id = {sql_literal(rows[0][0])}",
-        f"insert into {table} values {values}",
-        "commit",
-    ]
+def replace_rows(
+    settings: Settings, table: str, create: list[str], where: str, rows: list[tuple[object, ...]]
+) -> None:
+    """In one transaction, delete the rows of ``table`` matching ``where`` and insert ``rows`` (values as SQL
+    literals), after the ``create`` statements that make sure the table exists."""
+    statements = [*create, "begin", f"delete from {table} where {where}"]
+    if rows:
+        values = ",\n".join("(" + ", ".join(map(sql_literal, row)) + ")" for row in rows)
+        statements.append(f"insert into {table} values {values}")
+    statements.append("commit")
     with warehouse_for(settings).cursor(read_only=False) as cur:
         for statement in statements:
             cur.execute(statement)
+
+
+def record_audit(settings: Settings, rows: list[tuple[object, ...]]) -> None:
+    """Replace the run's rows of the audit table (a rerun of the run records its latest counts)."""
+    # The time is a literal: Redshift's current_timestamp runs on the leader node only and fails in a
+    # statement that writes a table.
+    recorded_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    replace_rows(
+        settings,
+        f"{settings.raw_schema}.{schema.AUDIT.name}",
+        [
+            f"create schema if not exists {settings.raw_schema}",
+            schema.create_table_sql(settings.raw_schema, schema.AUDIT, warehouse_for(settings).text_type),
+        ],
+        f"run_id = {sql_literal(rows[0][0])}",
+        [(*row, recorded_at) for row in rows],
+    )
 
 
 RESULTS_TABLE = "dbt_results"
