@@ -39,13 +39,13 @@ class Point:
     airflow_seconds: float | None = None
 
 
-_RUN_DBT = "import sys; from sparkify.dbt import run_dbt; from sparkify.settings import from_env; run_dbt(from_env(), *sys.argv[1:])"
+_RUN_DBT = "import sys; from sparkify.dbt_run import run_dbt; from sparkify.settings import from_env; run_dbt(from_env(), *sys.argv[1:])"
 
 
 def _dbt(env: dict[str, str], target: Path, *args: str, run_date: str | None = None) -> float:
     """One dbt command as the DAG runs it (unit tests excluded, in a process of its own); the time dbt reports for
     it (run_results.json's elapsed_time: the process's start left out)."""
-    from sparkify.dbt import DAG_DBT_FLAGS
+    from sparkify.dbt_run import DAG_DBT_FLAGS
 
     extra = {**DAG_DBT_FLAGS, **({"SPARKIFY_RUN_DATE": run_date} if run_date else {})}
     command = [sys.executable, "-c", _RUN_DBT, *args, "--target-path", str(target)]

@@ -6,16 +6,9 @@ import subprocess
 import sys
 import time
 
-from benchmarks.bench import (
-    Row,
-    ScaleResult,
-    TreeMemory,
-    profiled,
-    run_profile,
-    scale_rows,
-    table,
-    write_report,
-)
+from benchmarks.common import Row, busy_seconds, profiled, table, write_report
+from benchmarks.day import run_profile
+from benchmarks.scale import ScaleResult, TreeMemory, scale_rows
 
 
 def test_a_section_run_alone_replaces_only_itself(tmp_path):
@@ -50,15 +43,14 @@ def test_tree_memory_sees_a_child_of_a_child():
 
 
 def test_busy_time_counts_overlapping_tasks_once():
-    from benchmarks.bench import _busy_seconds
 
     def ti(start: int, end: int) -> dict:
         return {"start_date": f"2018-11-01T00:00:{start:02d}Z", "end_date": f"2018-11-01T00:00:{end:02d}Z"}
 
     # A build from 0 to 10 with node tasks inside and after it, then a gap, then one more task.
     tasks = [ti(0, 10), ti(2, 3), ti(9, 12), ti(11, 13), ti(20, 25), {"start_date": None, "end_date": None}]
-    assert _busy_seconds(tasks) == 13 + 5
-    assert _busy_seconds([]) == 0
+    assert busy_seconds(tasks) == 13 + 5
+    assert busy_seconds([]) == 0
 
 
 def _spin(seconds: float) -> None:

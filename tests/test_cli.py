@@ -9,6 +9,7 @@ import pytest
 
 from sparkify import cli
 from sparkify import settings as settings_module
+from sparkify.cli import stack_commands, watch
 from tests.conftest import REPO, read_events
 
 
@@ -60,7 +61,7 @@ def test_progress_line():
         {"state": "running", "logical_date": "2018-11-03T00:00:00Z"},
         {"state": "queued", "logical_date": "2018-11-04T00:00:00Z"},
     ]
-    assert cli.progress_line(runs, total=5, failed_days=1) == (
+    assert watch.progress_line(runs, total=5, failed_days=1) == (
         "runs done 2/5 (succeeded 1, failed 1), running 2018-11-03, 1 queued"
     )
 
@@ -77,13 +78,15 @@ def test_stack_env_generates_secrets_once_and_keeps_them(monkeypatch, tmp_path, 
     finally:
         settings_module.settings.cache_clear()
     values = dict(line.split("=", 1) for line in first.splitlines())
-    assert values.keys() == {"AIRFLOW_UID", *cli.STACK_SECRETS}
+    assert values.keys() == {"AIRFLOW_UID", *stack_commands.STACK_SECRETS}
     assert values["WAREHOUSE_PASSWORD"] == "mine"
-    assert all(len(values[name]) >= 16 for name in cli.STACK_SECRETS if name != "WAREHOUSE_PASSWORD")
+    assert all(
+        len(values[name]) >= 16 for name in stack_commands.STACK_SECRETS if name != "WAREHOUSE_PASSWORD"
+    )
     assert (tmp_path / ".env").stat().st_mode & 0o777 == 0o600
     out = capsys.readouterr().out
     # All but the kept password, plus AIRFLOW_UID; the second time, nothing.
-    generated = len(cli.STACK_SECRETS)
+    generated = len(stack_commands.STACK_SECRETS)
     assert (
         f"{generated} value(s) generated" in out
         and f"0 value(s) generated (none), {generated + 1} kept" in out
@@ -119,12 +122,14 @@ def test_a_task_in_trouble_is_shown_with_its_try_the_next_try_and_the_error():
     config = settings_module.from_env({"SPARKIFY_RETRY_DELAY_SECONDS": "300"})
     ti = {"task_id": "stage_songs", "try_number": 2, "max_tries": 2, "end_date": "2018-11-15T10:00:00Z"}
     # The second try's back-off: 600 s, spread over [600, 1200) s by Airflow.
-    assert cli.trouble_line(config, "2018-11-15", {**ti, "state": "up_for_retry"}, "OperationalError: x") == (
+    assert watch.trouble_line(
+        config, "2018-11-15", {**ti, "state": "up_for_retry"}, "OperationalError: x"
+    ) == (
         "    2018-11-15 stage_songs try 2 of 3 failed, next try between 10:10:00 and 10:19:59 UTC: OperationalError: x"
     )
-    assert cli.trouble_line(config, "2018-11-15", {**ti, "state": "failed"}, "E: x").endswith(
+    assert watch.trouble_line(config, "2018-11-15", {**ti, "state": "failed"}, "E: x").endswith(
         "stage_songs failed on try 2 of 3, not retried: E: x"
     )
-    assert cli.trouble_line(
+    assert watch.trouble_line(
         config, "2018-11-15", {**ti, "state": "failed", "try_number": 3}, "E: x"
     ).endswith("stage_songs failed on try 3 of 3 (the last): E: x")

@@ -12,7 +12,7 @@ import re
 import pytest
 import yaml
 
-from sparkify.cli import STACK_SECRETS, stack_values
+from sparkify.cli.stack_commands import STACK_SECRETS, stack_values
 from sparkify.settings import from_env
 from tests.conftest import REPO
 

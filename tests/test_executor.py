@@ -51,7 +51,7 @@ def test_a_failed_warm_up_is_a_warning_not_an_error(tmp_path):
 FORK_AFTER_WARM_UP = """
 import os, shutil, sys, tempfile, time
 from pathlib import Path
-from sparkify.dbt import run_dbt
+from sparkify.dbt_run import run_dbt
 from sparkify.tuning.dbt_parse import warm_up
 from sparkify.settings import from_env
 
@@ -88,7 +88,7 @@ def test_a_process_forked_after_the_warm_up_runs_a_full_dbt_parse(tmp_path):
 
 SHARED = """
 import os, sys
-from sparkify import dbt
+from sparkify import dbt_run as dbt
 from sparkify.settings import settings
 from sparkify.tuning import dbt_parse
 
@@ -151,7 +151,7 @@ def test_dbt_tasks_use_the_warm_up_parse_only_while_it_is_current(tmp_path):
 IMPORT_DAGS = """
 import sys
 from pathlib import Path
-from sparkify.tuning.executor import import_dag_modules
+from sparkify.tuning.warm import import_dag_modules
 
 assert "sparkify.tuning.watcher" not in sys.modules and "sparkify.warehouses.duckdb" not in sys.modules
 print(import_dag_modules(Path(sys.argv[1])))

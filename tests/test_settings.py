@@ -75,19 +75,20 @@ def test_the_bad_record_ratio_is_a_share(value):
 
 @pytest.mark.parametrize("name", ["landing", "analytics", "analytics_staging"])
 def test_a_duckdb_file_named_like_a_schema_is_refused(tmp_path, name):
+    # Refused when the warehouse is picked, before any command or DAG uses it.
     with pytest.raises(ValueError, match="named like the schema"):
-        from_env({"SPARKIFY_HOME": str(REPO), "SPARKIFY_DUCKDB_PATH": str(tmp_path / f"{name}.duckdb")})
+        warehouse_for(
+            from_env({"SPARKIFY_HOME": str(REPO), "SPARKIFY_DUCKDB_PATH": str(tmp_path / f"{name}.duckdb")})
+        )
     # The same name is fine for PostgreSQL, which does not use the file.
-    assert (
-        from_env(
-            {
-                "SPARKIFY_HOME": str(REPO),
-                "SPARKIFY_WAREHOUSE": "postgres",
-                "SPARKIFY_DUCKDB_PATH": str(tmp_path / f"{name}.duckdb"),
-            }
-        ).warehouse
-        == "postgres"
+    postgres = from_env(
+        {
+            "SPARKIFY_HOME": str(REPO),
+            "SPARKIFY_WAREHOUSE": "postgres",
+            "SPARKIFY_DUCKDB_PATH": str(tmp_path / f"{name}.duckdb"),
+        }
     )
+    assert warehouse_for(postgres).name == "postgres"
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ import duckdb
 import pytest
 
 from sparkify import cli
+from sparkify.cli import project_commands
 from sparkify.warehouses import warehouse_for
 
 DAY = date(2018, 11, 1)
@@ -20,7 +21,7 @@ COUNT = "select count(*) as events from landing.staging_events"
 def staged(small_lake, make_settings, monkeypatch):
     settings = make_settings(small_lake.root)
     warehouse_for(settings).stage_events(DAY)
-    monkeypatch.setattr(cli, "settings", lambda: settings)
+    monkeypatch.setattr(project_commands, "settings", lambda: settings)
     return settings
 
 
@@ -133,7 +134,7 @@ def test_without_the_right_to_create_the_reader_nothing_runs(small_lake, make_se
         with admin.cursor() as cur:
             cur.execute(pgsql.SQL("create role {} login nocreaterole").format(pgsql.Identifier(owner)))
         limited = make_settings(small_lake.root, SPARKIFY_PG_USER=owner)
-        monkeypatch.setattr(cli, "settings", lambda: limited)
+        monkeypatch.setattr(project_commands, "settings", lambda: limited)
         code, out, err = sql("select 1 as one", capsys)
         assert (code, out) == (2, "")
         assert (

@@ -35,7 +35,8 @@ from airflow.sdk import chain, dag, task
 
 from sparkify.alerts import on_failure
 from sparkify.assets import mart_assets
-from sparkify.dbt import dbt_task_group, generate_docs
+from sparkify.dbt import dbt_task_group
+from sparkify.dbt_run import generate_docs
 from sparkify.settings import settings
 from sparkify.summary import log_counts
 from sparkify.warehouses import warehouse_for

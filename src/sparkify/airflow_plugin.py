@@ -6,6 +6,10 @@
   authentication of its own, and both show the warehouse's contents. A browser signed in to the Airflow UI carries
   the auth manager's token in a cookie, a script in a bearer header; either is checked by the configured auth
   manager (simple locally, FAB in the compose stack). A browser without one is sent to the login page and back.
+- **Nothing in a request steers a server-side call.** The view reads Airflow's REST API at the address the
+  deployment configures (``airflow_api_url``), never at one built from the request's ``Host`` or forwarding
+  headers; its links and the login page's way back are paths on the same origin. What each surface reads from a
+  request: docs/monitoring.md.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import asyncio
 from datetime import date
 from typing import Any, ClassVar
+from urllib.parse import quote, urlsplit
 
 import httpx
 from airflow.plugins_manager import AirflowPlugin
@@ -22,9 +27,18 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from sparkify.health import DAG_ID, DAYS_SHOWN, HEALTH_PATH, HEALTH_PREFIX, HEALTH_ROUTE
+from sparkify.task_errors import first_error_line, task_log_path
 
 DOCS_PREFIX = "/cosmos/"
 SIGNED_IN_ONLY = (DOCS_PREFIX, f"{HEALTH_PREFIX}/")
+# On every response of those pages: Airflow's UI shows them in an iframe of its own origin, and nothing else may
+# frame them or sniff another type from them.
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "SAMEORIGIN",
+    "Content-Security-Policy": "frame-ancestors 'self'",
+    "Referrer-Policy": "same-origin",
+}
 
 
 def _token(request: Request) -> str | None:
@@ -55,21 +69,52 @@ def _auth_manager() -> Any:
 
 class SignInRequired(BaseHTTPMiddleware):
     async def dispatch(self, request: Request, call_next: Any) -> Response:
-        if not request.url.path.startswith(SIGNED_IN_ONLY) or await signed_in(request):
+        if not request.url.path.startswith(SIGNED_IN_ONLY):
             return await call_next(request)
+        if await signed_in(request):
+            response = await call_next(request)
+            for header, value in SECURITY_HEADERS.items():
+                response.headers.setdefault(header, value)
+            return response
         if "text/html" in request.headers.get("accept", ""):
-            return RedirectResponse(_auth_manager().get_url_login(next_url=str(request.url)), status_code=303)
+            # Back to the same path on the same origin: a URL built from the Host header would send the browser,
+            # once signed in, wherever the request said.
+            back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(_auth_manager().get_url_login(next_url=back), status_code=303)
         return JSONResponse({"detail": "Not authenticated"}, status_code=401)
 
 
 health_app = FastAPI(title="Sparkify health", docs_url=None, redoc_url=None, openapi_url=None)
 
 
+def airflow_api_url() -> str:
+    """Airflow's REST API as this api-server serves it, from configuration only: ``SPARKIFY_AIRFLOW_API_URL`` when
+    set (a deployment behind a proxy that the api-server cannot reach itself on loopback), else the loopback
+    address and ``[api] port`` it listens on, under the path of ``[api] base_url``."""
+    import os
+
+    from airflow.configuration import conf
+
+    configured = os.environ.get("SPARKIFY_AIRFLOW_API_URL")
+    if configured:
+        return configured.rstrip("/")
+    return f"http://127.0.0.1:{conf.getint('api', 'port', fallback=8080)}{_base_path()}/api/v2"
+
+
+def _base_path() -> str:
+    """The path Airflow's UI is served under (``[api] base_url``), "" at the root."""
+    from airflow.configuration import conf
+
+    return urlsplit(conf.get("api", "base_url", fallback="") or "").path.rstrip("/")
+
+
 async def _airflow_runs(request: Request) -> dict[date, dict[str, Any]]:
-    """Each day's latest run of the daily DAG and its failed tasks, from Airflow's REST API as the viewer."""
-    root = f"{request.url.scheme}://{request.url.netloc}/api/v2/dags/{DAG_ID}/dagRuns"
+    """Each day's latest run of the daily DAG and its failed tasks, each with the first line of its error, from
+    Airflow's REST API as the viewer (the viewer's own token, so the auth manager decides what they may see)."""
+    root = f"{airflow_api_url()}/dags/{DAG_ID}/dagRuns"
     headers = {"Authorization": f"Bearer {_token(request)}"}
-    async with httpx.AsyncClient(headers=headers, timeout=30) as client:
+    # follow_redirects stays off: the answer of the configured address is the answer.
+    async with httpx.AsyncClient(headers=headers, timeout=30, trust_env=False) as client:
         response = await client.get(root, params={"order_by": "-logical_date", "limit": DAYS_SHOWN * 2})
         response.raise_for_status()
         runs: dict[date, dict[str, Any]] = {}
@@ -79,12 +124,27 @@ async def _airflow_runs(request: Request) -> dict[date, dict[str, Any]]:
         for run in runs.values():
             run["failed_tasks"] = []
             if run["state"] == "failed":
-                tasks = await client.get(
-                    f"{root}/{run['dag_run_id']}/taskInstances", params={"state": "failed"}
-                )
+                run_path = f"{root}/{quote(run['dag_run_id'], safe='')}"
+                tasks = await client.get(f"{run_path}/taskInstances", params={"state": "failed"})
                 tasks.raise_for_status()
                 run["failed_tasks"] = tasks.json()["task_instances"]
+                for task in run["failed_tasks"]:
+                    task["error"] = await _task_error(client, run["dag_run_id"], task)
     return runs
+
+
+async def _task_error(client: httpx.AsyncClient, run_id: str, task: dict[str, Any]) -> str:
+    path = task_log_path(DAG_ID, run_id, task["task_id"], task.get("try_number") or 1, task.get("map_index"))
+    try:
+        log = await client.get(
+            f"{airflow_api_url()}{path}",
+            params={"full_content": "true"},
+            headers={"Accept": "application/json"},
+        )
+        log.raise_for_status()
+    except httpx.HTTPError as error:
+        return f"(log unavailable: {str(error).splitlines()[0]})"
+    return first_error_line(log.json())
 
 
 def _days(runs: dict[date, dict[str, Any]]) -> list[Any]:
@@ -103,7 +163,8 @@ async def health_page(request: Request) -> HTMLResponse:
     from sparkify.settings import settings
     from sparkify.warehouses import QueryError
 
-    ui_url = f"{request.url.scheme}://{request.url.netloc}"
+    # Links are paths on the origin the browser already uses, under the UI's base path.
+    ui_url = _base_path()
     runs = await _airflow_runs(request)
     try:
         days = await asyncio.to_thread(_days, runs)
@@ -126,6 +187,11 @@ async def health_json(request: Request) -> JSONResponse:
                 "tests": day.tests,
                 "flagged": day.flagged,
                 "volumes": {k: v for k, v in (day.volumes or {}).items() if k != "log_date"},
+                "volumes_from_earlier_load": day.volumes_from_earlier_load,
+                "failed_tasks": [
+                    {key: task.get(key) for key in ("task_id", "map_index", "try_number", "error")}
+                    for task in day.failed_tasks
+                ],
             }
             for day in days
         ]

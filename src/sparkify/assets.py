@@ -1,6 +1,10 @@
-"""The Airflow assets of the pipeline: one per mart, updated by the daily DAG's summary task once a day's run has
-built and checked them. The event's extra names the day (``{"day": "YYYY-MM-DD"}``), so a downstream DAG knows
-which day is new."""
+"""The Airflow assets of the pipeline: one per mart and warehouse, updated by the daily DAG's summary task once a
+day's run has built and checked them. The event's extra names the day (``{"day": "YYYY-MM-DD"}``), so a downstream
+DAG knows which day is new.
+
+The warehouse is in the name as well as the URI: Airflow identifies an asset by both, and of two assets that share
+a name only one stays active. One Airflow deployment that runs the pipeline on DuckDB, then on PostgreSQL, then on
+DuckDB again keeps every warehouse's marts as assets of their own, each active while a DAG refers to it."""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ def mart_assets(settings: Settings) -> dict[str, Asset]:
     """Each mart's asset, by mart name."""
     return {
         mart: Asset(
-            name=f"sparkify.{MART_SCHEMA}.{mart}",
+            name=f"sparkify.{settings.warehouse}.{MART_SCHEMA}.{mart}",
             uri=f"sparkify://{settings.warehouse}/{MART_SCHEMA}/{mart}",
             group="sparkify",
         )

@@ -15,6 +15,7 @@ import html
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
+from urllib.parse import quote
 
 from sparkify.settings import Settings
 from sparkify.summary import MART_SCHEMA, RESULTS_TABLE, sql_literal
@@ -42,6 +43,15 @@ class Day:
     models_failed: int = 0
     problems: list[dict[str, Any]] = field(default_factory=list)
     failed_tasks: list[dict[str, Any]] = field(default_factory=list)
+    # The day's run built fct_daily_volumes: its counts are that run's.
+    volumes_built: bool = False
+
+    @property
+    def volumes_from_earlier_load(self) -> bool:
+        """The counts shown come from an earlier run: the day's run has not (yet) built them, as when its staging
+        failed on bad input and the previous load still stands."""
+        run_state = (self.run or {}).get("state")
+        return bool(self.volumes) and run_state not in (None, "success") and not self.volumes_built
 
     @property
     def flagged(self) -> list[str]:
@@ -107,6 +117,8 @@ def warehouse_days(settings: Settings, runs: dict[date, dict[str, Any]], days: i
                 day.problems.append(row)
         elif row["resource_type"] == "model" and row["status"] not in ("success", "skipped"):
             day.models_failed += 1
+        elif row["resource_type"] == "model" and row["node_name"] == "fct_daily_volumes":
+            day.volumes_built = row["status"] == "success"
     return list(by_day.values())
 
 
@@ -182,15 +194,21 @@ def grid(days: list[Day], ui_url: str) -> str:
     for day in days:
         run = day.run or {}
         run_cell = (
-            f'<a target="_top" href="{_e(ui_url)}/dags/{DAG_ID}/runs/{_e(run["dag_run_id"])}">{_e(run["state"])}</a>'
+            f'<a target="_top" href="{_e(ui_url)}/dags/{DAG_ID}/runs/{_e(quote(run["dag_run_id"], safe=""))}">'
+            f"{_e(run['state'])}</a>"
             if run
             else "no run"
         )
         volumes = day.volumes or {}
+        earlier = (
+            '<br><span class="note earlier" data-earlier-load="true">counts of an earlier load</span>'
+            if day.volumes_from_earlier_load
+            else ""
+        )
         tests = ", ".join(f"{count} {status}" for status, count in sorted(day.tests.items())) or "&ndash;"
         body.append(
             f'<tr data-day="{day.day}" data-state="{day.state}"><td class="day {day.state}">{day.day}</td>'
-            f'<td class="{day.state}">{run_cell}</td>'
+            f'<td class="{day.state}">{run_cell}{earlier}</td>'
             f"<td>{_number(volumes.get('events_staged'))}</td><td>{_number(volumes.get('lines_quarantined'))}</td>"
             f"<td>{_number(volumes.get('songplays'))}</td><td>{_number(volumes.get('songplays_matched'))}</td>"
             f'<td class="{"failed" if day.tests.get("fail") or day.tests.get("error") else "ok" if day.tests else "missing"}">'
@@ -265,13 +283,20 @@ def problems(settings: Settings, days: list[Day], ui_url: str) -> str:
             continue
         items = []
         for task in day.failed_tasks:
+            mapped = task.get("map_index")
             link = (
-                f"{ui_url}/dags/{DAG_ID}/runs/{task['dag_run_id']}/tasks/{task['task_id']}"
-                f"?try_number={task.get('try_number') or 1}"
+                f"{ui_url}/dags/{DAG_ID}/runs/{quote(task['dag_run_id'], safe='')}/tasks/{quote(task['task_id'])}"
+                + (f"/mapped/{int(mapped)}" if mapped is not None and mapped >= 0 else "")
+                + f"?try_number={int(task.get('try_number') or 1)}"
             )
             items.append(
                 f'<li>task <a target="_top" class="log" href="{_e(link)}">{_e(task["task_id"])}</a> '
-                f"{_e(task['state'])} (try {_e(task.get('try_number'))}): its log</li>"
+                f"{_e(task['state'])} (try {_e(task.get('try_number'))}, the link opens its log):"
+                f'<pre class="error">{_e(task.get("error") or "(no error recorded)")}</pre></li>'
+            )
+        if day.volumes_from_earlier_load:
+            items.append(
+                "<li>the counts shown for this day are those of an earlier load: this run did not replace them</li>"
             )
         for problem in day.problems:
             sample = failing_rows(settings, problem["compiled_sql"])

@@ -20,6 +20,7 @@ from sparkify.datagen import generate
 from sparkify.settings import from_env
 from sparkify.warehouses import warehouse_for
 from tests.conftest import REPO, expected_matches, read_events
+from tests.documented import block_run_by
 
 PROJECT = REPO / "dbt_sparkify"
 BIN = Path(sys.executable).parent
@@ -206,18 +207,21 @@ def test_source_freshness(warehouse, tmp_path):
     assert "ERROR STALE" in stale.stdout
 
 
-def test_sqlfluff_lint_is_clean(tmp_path):
-    env = {**os.environ, "SPARKIFY_DUCKDB_PATH": str(tmp_path / "lint.duckdb"), "DO_NOT_TRACK": "1"}
-    result = run([str(BIN / "sqlfluff"), "lint", "models", "tests", "analyses"], env)
-    assert result.returncode == 0, result.stdout[-5000:]
-
-
-def test_dbt_bouncer_passes():
-    result = run(
-        [str(BIN / "dbt-bouncer"), "--config-file", "dbt-bouncer.yml"], {**os.environ, "NO_COLOR": "1"}
+def test_the_documented_lint_and_bouncer_pass():
+    """docs/development.md's lint commands, read from it and run as written: sqlfluff, then dbt-bouncer."""
+    block = block_run_by("tests/dbt/test_dbt_project.py", "docs/development.md")
+    env = {**os.environ, "DO_NOT_TRACK": "1", "NO_COLOR": "1"}
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", block.text],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
-    assert "All checks passed" in result.stdout
+    assert "sqlfluff" in block.text and "dbt-bouncer" in block.text, block.text
+    assert "All checks passed" in result.stdout, result.stdout[-3000:]
 
 
 def test_dbt_bouncer_catches_violations(tmp_path):
@@ -263,7 +267,7 @@ def test_the_docs_are_generated_again_only_when_what_they_show_changed(warehouse
 
     def generated(force: bool = False) -> int:
         """The docs task's work, in a process of its own as each task runs."""
-        code = f"from sparkify import dbt, settings; dbt.generate_docs(settings.settings(), force={force})"
+        code = f"from sparkify import dbt_run, settings; dbt_run.generate_docs(settings.settings(), force={force})"
         result = run([sys.executable, "-c", code], env, cwd=REPO)
         assert result.returncode == 0, result.stderr[-3000:]
         return catalog.stat().st_mtime_ns
@@ -284,6 +288,10 @@ def test_the_docs_are_generated_again_only_when_what_they_show_changed(warehouse
     assert third != second
     manifest = json.loads((settings.dbt_docs_dir / "manifest.json").read_text())
     assert "(edited)" in manifest["nodes"]["model.sparkify.dim_artists"]["description"]
+    # The docs open on the project's own overview, not dbt's generic welcome page.
+    overview = manifest["docs"]["doc.sparkify.__overview__"]["block_contents"]
+    assert overview.startswith("# Sparkify: song plays as a star schema"), overview[:200]
+    assert "Sparkify health" in overview and "fct_songplays" in overview
     assert generated(force=True) != third, "`make docs` always regenerates"
 
 

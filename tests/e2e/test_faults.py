@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from sparkify.alerts import ALERT_PREFIX
-from sparkify.cli import watch_backfill
+from sparkify.cli.watch import watch_backfill
 from sparkify.datagen import generate
 from sparkify.lake import Lake
 from sparkify.local_airflow import DAG_ID, free_port, running

@@ -1,13 +1,16 @@
-"""Monitoring, end to end: a real backfill through the scheduler of four days, the last one with an injected volume
-drop; the drop flagged (a warning, not a failure); every dbt node's result kept in the warehouse; the listening
-report started by the marts' asset events; and the Sparkify health view, served by the project's plugin, opened
-in headless Chromium after signing in, and refused to anonymous requests.
+"""Monitoring, end to end: a real backfill through the scheduler of five days, the fourth with an injected volume
+drop, the fifth over the bad-input allowance; the drop flagged (a warning, not a failure); the bad day failed at
+staging, alone; every dbt node's result kept in the warehouse; the listening report started by the marts' asset
+events; and the Sparkify health view, served by the project's plugin, opened in headless Chromium after signing
+in (the bad day failed, with its error), refused to anonymous requests, and steered by nothing in a request.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
+import threading
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -16,6 +19,7 @@ import httpx
 import pytest
 
 from sparkify.datagen import generate
+from sparkify.dbt_docs import DOCS_PATH
 from sparkify.health import HEALTH_PATH, HEALTH_ROUTE
 from sparkify.local_airflow import admin_password, free_port, running
 from sparkify.report import report_key
@@ -27,6 +31,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 # The last day is the first with a band (anomaly_min_history_days: 3).
 DAYS = [date(2018, 11, 1) + timedelta(days=offset) for offset in range(4)]
 DROP = DAYS[-1]
+# Over the allowance (10 bad lines, or 1 % of them): its staging fails, naming the file and the lines.
+BAD_DAY = DAYS[-1] + timedelta(days=1)
+BAD_LINES = 15
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Where `SPARKIFY_SCREENSHOT=1 pytest tests/e2e/test_health_view.py` leaves the README's screenshot.
 SCREENSHOT = REPO / "docs" / "health_view.png"
@@ -35,7 +42,10 @@ SCREENSHOT = REPO / "docs" / "health_view.png"
 @pytest.fixture(scope="module")
 def monitored(tmp_path_factory):
     root = tmp_path_factory.mktemp("health")
-    lake = generate(root / "lake", scale=1, seed=21, days=len(DAYS), drops={DROP: 0.2})
+    lake = generate(root / "lake", scale=1, seed=21, days=len(DAYS) + 1, drops={DROP: 0.2})
+    bad_file = lake.root / "log_data" / f"{BAD_DAY:%Y/%m}" / f"{BAD_DAY}-events.json"
+    with bad_file.open("a", encoding="utf-8") as fh:
+        fh.writelines('{"not json\n' for _ in range(BAD_LINES))
     env = {
         **os.environ,
         "SPARKIFY_LAKE": str(lake.root),
@@ -45,9 +55,21 @@ def monitored(tmp_path_factory):
         "SPARKIFY_DBT_DOCS_DIR": str(root / "dbt_docs"),
     }
     # One run at a time (the default): each day's flags then see the days before it built.
-    result = backfill(env, DAYS[0].isoformat(), DAYS[-1].isoformat())
-    assert result.returncode == 0, result.report
+    result = backfill(env, DAYS[0].isoformat(), BAD_DAY.isoformat())
+    assert result.returncode == 1, result.report
+    assert f"runs: {len(DAYS)} succeeded, 1 failed" in result.stdout, result.report
+    assert f"{BAD_DAY} failed tasks: stage_events\n" in result.stdout, result.report
     return {"env": env, "db": root / "warehouse.duckdb", "lake": lake.root, "result": result}
+
+
+EXPECTED_STATES = {
+    **{day.isoformat(): "flagged" if day == DROP else "ok" for day in DAYS},
+    BAD_DAY.isoformat(): "failed",
+}
+
+
+def bad_file_named(error: str) -> bool:
+    return f"{BAD_DAY}-events.json: {BAD_LINES} of " in error and "lines are bad" in error
 
 
 def fetch(monitored, sql: str) -> list[tuple]:
@@ -124,9 +146,13 @@ def test_the_view_is_in_the_ui_navigation(api_server):
     days = httpx.get(
         f"{api_server.url}{HEALTH_PATH}.json", headers=api_server.auth_headers(), timeout=60
     ).json()
-    assert {day["day"]: day["state"] for day in days} == {
-        day.isoformat(): "flagged" if day == DROP else "ok" for day in DAYS
-    }
+    assert {day["day"]: day["state"] for day in days} == EXPECTED_STATES
+    (bad,) = [day for day in days if day["day"] == BAD_DAY.isoformat()]
+    (task,) = bad["failed_tasks"]
+    assert task["task_id"] == "stage_events" and task["try_number"] == 1
+    assert "BadInputError: " in task["error"] and bad_file_named(task["error"]), task
+    # Its staging changed nothing: no counts, so none from an earlier load either.
+    assert bad["volumes"] == {} and bad["volumes_from_earlier_load"] is False
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +186,7 @@ def test_a_signed_in_browser_sees_the_days_and_the_flag(api_server, chromium, tm
         rows.nth(i).get_attribute("data-day"): rows.nth(i).get_attribute("data-state")
         for i in range(rows.count())
     }
-    assert states == {day.isoformat(): "flagged" if day == DROP else "ok" for day in DAYS}
+    assert states == EXPECTED_STATES
     dropped = page.locator(f'#grid tr[data-day="{DROP}"]')
     assert dropped.locator('td[data-flagged="true"]').count() == 2
     assert page.locator('#grid td[data-flagged="true"]').count() == 2
@@ -171,6 +197,11 @@ def test_a_signed_in_browser_sees_the_days_and_the_flag(api_server, chromium, tm
     assert "flagged" in section.inner_text()
     details = page.locator(f"#day-{DROP} + ul").inner_text()
     assert "not_flagged_fct_daily_anomalies" in details and "songplays" in details
+    # The failed day says why: the task, its try, its error (the file and the lines), a link to its log.
+    failed = page.locator(f"#day-{BAD_DAY} + ul")
+    assert "stage_events" in failed.inner_text() and "(try 1" in failed.inner_text()
+    assert bad_file_named(failed.locator("pre.error").inner_text()), failed.inner_text()
+    assert "/tasks/stage_events?try_number=1" in failed.locator("a.log").get_attribute("href")
     page.screenshot(path=str(tmp_path / "health.png"), full_page=True)
     if os.environ.get("SPARKIFY_SCREENSHOT"):
         page.screenshot(path=str(SCREENSHOT), full_page=True)
@@ -178,4 +209,129 @@ def test_a_signed_in_browser_sees_the_days_and_the_flag(api_server, chromium, tm
     page.goto(f"{api_server.url}/plugin/{HEALTH_ROUTE}")
     frame = page.frame_locator("iframe")
     frame.locator("#grid").wait_for(timeout=60_000)
-    assert frame.locator("#grid tr[data-day]").count() == len(DAYS)
+    assert frame.locator("#grid tr[data-day]").count() == len(EXPECTED_STATES)
+
+
+class Listener:
+    """A TCP listener on loopback that counts the connections it is sent: where a forged header points."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            self.connections += 1
+            conn.close()
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=5)
+        self.sock.close()
+
+
+@pytest.fixture
+def listener():
+    server = Listener()
+    yield server
+    server.close()
+
+
+def forged_headers(port: int) -> list[dict[str, str]]:
+    forged = f"127.0.0.1:{port}"
+    return [
+        {"Host": forged},
+        {"X-Forwarded-Host": forged, "X-Forwarded-Proto": "http", "X-Forwarded-Port": str(port)},
+        {"Forwarded": f"host={forged};proto=http"},
+        {"Host": forged, "X-Forwarded-Host": forged, "Forwarded": f"for=127.0.0.1;host={forged}"},
+    ]
+
+
+def test_no_request_header_steers_the_views_calls(api_server, listener):
+    signed_in = api_server.auth_headers()
+    for headers in forged_headers(listener.port):
+        for path in (HEALTH_PATH, f"{HEALTH_PATH}.json"):
+            response = httpx.get(f"{api_server.url}{path}", headers={**signed_in, **headers}, timeout=60)
+            assert response.status_code == 200, (path, headers, response.text[:500])
+            # Its links are paths on the origin the browser used, never the forged one.
+            assert str(listener.port) not in response.text, (path, headers)
+    page = httpx.get(f"{api_server.url}{HEALTH_PATH}", headers=signed_in, timeout=60)
+    assert 'id="grid"' in page.text
+    assert listener.connections == 0
+
+
+def test_query_parameters_change_nothing(api_server):
+    signed_in = api_server.auth_headers()
+    plain = httpx.get(f"{api_server.url}{HEALTH_PATH}.json", headers=signed_in, timeout=60).json()
+    steered = httpx.get(
+        f"{api_server.url}{HEALTH_PATH}.json",
+        params={"dag_id": "other", "limit": "1", "order_by": "logical_date", "state": "success", "url": "x"},
+        headers=signed_in,
+        timeout=60,
+    ).json()
+    assert steered == plain and len(plain) == len(EXPECTED_STATES)
+
+
+def test_no_spelling_of_the_paths_reaches_a_page_anonymously(api_server):
+    spellings = [
+        f"{HEALTH_PATH}.json",
+        f"{HEALTH_PATH}.json?x=1",
+        "/%73parkify/health.json",
+        "/sparkify//health.json",
+        "/sparkify/./health.json",
+        "/sparkify/health.json/",
+        "/cosmos/sparkify/manifest.json",
+        "/cosmos/sparkify/catalog.json",
+        "/cosmos/sparkify/..%2F..%2Fpasswords.json",
+        "/cosmos/%2e%2e/sparkify/manifest.json",
+    ]
+    # What each page holds: the view's days, its grid, the dbt docs' manifest and catalog.
+    contents = ('"run_state"', 'id="grid"', "dbt_schema_version")
+    with httpx.Client(base_url=api_server.url, timeout=30) as client:
+        for path in spellings:
+            response = client.send(client.build_request("GET", path))
+            leaked = [content for content in contents if content in response.text]
+            assert not leaked, (path, response.status_code, leaked)
+
+
+def test_the_way_back_from_the_login_page_stays_on_the_origin(api_server, listener):
+    for headers in forged_headers(listener.port):
+        response = httpx.get(
+            f"{api_server.url}{HEALTH_PATH}?days=30",
+            headers={"Accept": "text/html", **headers},
+            timeout=30,
+        )
+        assert response.status_code == 303, headers
+        location = response.headers["location"]
+        assert str(listener.port) not in location, (headers, location)
+        assert "sparkify%2Fhealth%3Fdays%3D30" in location or "/sparkify/health?days=30" in location, location
+
+
+def test_responses_carry_the_framing_and_content_type_headers(api_server):
+    signed_in = api_server.auth_headers()
+    ui = httpx.get(api_server.url, timeout=30)
+    for path, content_type in (
+        (HEALTH_PATH, "text/html; charset=utf-8"),
+        (f"{HEALTH_PATH}.json", "application/json"),
+        (DOCS_PATH, "text/html; charset=utf-8"),
+    ):
+        response = httpx.get(f"{api_server.url}{path}", headers=signed_in, timeout=60)
+        assert response.status_code == 200, (path, response.status_code)
+        assert response.headers["content-type"] == content_type, path
+        assert response.headers["x-content-type-options"] == "nosniff", path
+        # Framed by Airflow's own UI (the plugin page's iframe), by nothing else.
+        assert response.headers["x-frame-options"] == "SAMEORIGIN", path
+        assert response.headers["content-security-policy"] == "frame-ancestors 'self'", path
+        # Whatever Airflow's UI itself sets for these, the pages set the same.
+        for header in ("x-frame-options", "x-content-type-options"):
+            if header in ui.headers:
+                assert response.headers[header] == ui.headers[header], (path, header)

@@ -16,7 +16,7 @@ import pendulum
 import pytest
 
 from sparkify import cli, summary
-from sparkify.dbt import RUN_DATE_ENV, RUN_ID_ENV, generate_docs, run_dbt
+from sparkify.dbt_run import RUN_DATE_ENV, RUN_ID_ENV, generate_docs, run_dbt
 from sparkify.settings import Settings
 from tests.conftest import REPO, reader_of
 from tests.redshift.shim import RedshiftOnPostgres, Statement

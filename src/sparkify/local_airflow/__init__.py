@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -120,8 +121,9 @@ def running(
         airflow.held = ("scheduler",)
         components = tuple(c for c in components if c != "scheduler")
     try:
+        started = datetime.now(UTC)
         airflow.start(components)
-        airflow.wait_ready()
+        airflow.wait_ready(parsed_since=started if "dag-processor" in components else None)
         yield airflow
     finally:
         airflow.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -91,8 +92,10 @@ class AirflowApi:
             )
         return response.json() if response.content else None
 
-    def wait_ready(self, timeout: float = 180) -> None:
-        """Until the api-server answers and the dag-processor has serialized the DAG."""
+    def wait_ready(self, timeout: float = 180, parsed_since: datetime | None = None) -> None:
+        """Until the api-server answers and the dag-processor has serialized the DAG (since ``parsed_since``,
+        when given: a home used before holds the DAGs as the last start parsed them, with another warehouse's
+        assets and pools, perhaps)."""
         self.wait_until(
             "the api-server",
             lambda: httpx.get(f"{self.url}/api/v2/monitor/health", timeout=5).is_success,
@@ -100,12 +103,14 @@ class AirflowApi:
         )
         for dag_id in (DAG_ID, REPORT_DAG_ID):
             self.wait_until(
-                f"DAG {dag_id} to be parsed", lambda dag_id=dag_id: self._dag_parsed(dag_id), timeout
+                f"DAG {dag_id} to be parsed",
+                lambda dag_id=dag_id: self._dag_parsed(dag_id, parsed_since),
+                timeout,
             )
 
-    def _dag_parsed(self, dag_id: str = DAG_ID) -> bool:
+    def _dag_parsed(self, dag_id: str = DAG_ID, since: datetime | None = None) -> bool:
         try:
-            self.api("GET", f"/dags/{dag_id}/details")
+            details = self.api("GET", f"/dags/{dag_id}/details")
         except httpx.HTTPStatusError as error:
             if error.response.status_code == 404:
                 errors = self.api("GET", "/importErrors")
@@ -116,17 +121,19 @@ class AirflowApi:
                     ) from error
                 return False
             raise
-        return True
+        return since is None or datetime.fromisoformat(details["last_parsed_time"]) >= since
 
-    def wait_reports_done(self, timeout: float = 120, quiet: float = 5) -> list[dict[str, Any]]:
+    def wait_reports_done(
+        self, since: datetime, timeout: float = 120, quiet: float = 5
+    ) -> list[dict[str, Any]]:
         """Until the report DAG has had no queued or running run for ``quiet`` seconds (its runs start on the
-        asset events of the last daily runs); its runs, newest first."""
+        asset events of the last daily runs); its runs since ``since`` (those the caller's runs started), newest
+        first."""
         deadline = time.monotonic() + timeout
         idle_since = time.monotonic()
+        params = {"order_by": "-run_after", "limit": 100, "run_after_gte": since.isoformat()}
         while time.monotonic() < deadline:
-            runs = self.api(
-                "GET", f"/dags/{REPORT_DAG_ID}/dagRuns", params={"order_by": "-run_after", "limit": 100}
-            )["dag_runs"]
+            runs = self.api("GET", f"/dags/{REPORT_DAG_ID}/dagRuns", params=params)["dag_runs"]
             if any(run["state"] in ("queued", "running") for run in runs):
                 idle_since = time.monotonic()
             elif time.monotonic() - idle_since >= quiet:

@@ -162,19 +162,3 @@ def local_manifest(project_config: Any, manifest: Path, settings: Settings) -> N
     as one."""
     if active(settings.tuning):
         project_config.manifest_path = manifest
-
-
-def warm(settings: Settings) -> bool:
-    """What each task process forked from this one should find done: dbt warmed up
-    (``sparkify.tuning.dbt_parse``) and its DAG file's imports loaded. Called by the project's executor and its
-    Celery workers as they start."""
-    if not active(settings.tuning):
-        return False
-    from airflow.configuration import conf
-
-    from sparkify.tuning.dbt_parse import warm_up
-    from sparkify.tuning.executor import import_dag_modules
-
-    warm_up(settings)
-    import_dag_modules(Path(conf.get("core", "dags_folder")))
-    return True

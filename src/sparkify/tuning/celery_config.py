@@ -14,7 +14,7 @@ from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CON
 from celery.signals import worker_init
 
 from sparkify.settings import settings
-from sparkify.tuning import warm
+from sparkify.tuning.warm import warm
 
 CELERY_CONFIG: dict[str, Any] = dict(DEFAULT_CELERY_CONFIG)
 

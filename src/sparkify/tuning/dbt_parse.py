@@ -4,7 +4,7 @@
 worker under ``tuning.celery_config``) before it forks its task processes. Each dbt task then starts with dbt
 imported, its adapter registered and the project's macros compiled, and, through Cosmos' ``get_runner``
 (replaced here), runs on the parsed project while nothing it was parsed from has changed. Applied only through
-``sparkify.tuning.warm``.
+``sparkify.tuning.warm.warm``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sparkify.dbt import EXECUTION_ENV, dag_dbt_env, project_files, run_dbt
+from sparkify.dbt_run import EXECUTION_ENV, dag_dbt_env, project_files, run_dbt
 from sparkify.settings import Settings
 from sparkify.warehouses import warehouse_for
 

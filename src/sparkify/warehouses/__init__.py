@@ -2,8 +2,8 @@
 ``Warehouse``, and ``warehouse_for`` is the only place that picks one (from ``SPARKIFY_WAREHOUSE``).
 
 The DAG, the CLI, the summary and the dbt glue ask the configured warehouse; none of them compares its name.
-Adding a warehouse means a module here (its class and ``WAREHOUSE = <class>``), its name in ``MODULES``, its dbt
-target (in profiles.yml, or a Cosmos profile mapping from ``profile_config``) and a test file.
+Adding a warehouse means a module here (its class and ``WAREHOUSE = <class>``), its name in
+``sparkify.settings.WAREHOUSES`` (with its reserved words), its dbt target (in profiles.yml, or a Cosmos profile mapping from ``profile_config``) and a test file.
 
 ``make sql`` runs one query and nothing else, on every warehouse: the query is run as
 ``select * from (<query>) as sparkify_sql`` (``one_query``). Each database parses the whole text before running
@@ -21,17 +21,13 @@ from datetime import date
 from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from sparkify.settings import WAREHOUSES, Settings
+
 if TYPE_CHECKING:
     from cosmos import ProfileConfig
 
-    from sparkify.settings import Settings
-
-MODULES = {
-    "duckdb": "sparkify.warehouses.duckdb",
-    "postgres": "sparkify.warehouses.postgres",
-    "redshift": "sparkify.warehouses.redshift",
-}
-NAMES = tuple(MODULES)
+MODULES = {name: f"sparkify.warehouses.{name}" for name in WAREHOUSES}
+NAMES = WAREHOUSES
 # The schemas dbt builds, besides the landing schema: what the read-only login of `make sql` may read.
 DBT_SCHEMAS = ("analytics", "analytics_staging", "analytics_intermediate")
 PROFILE_NAME = "sparkify"
@@ -71,17 +67,17 @@ class Warehouse(ABC):
     name: ClassVar[str]
     # The type of a text column in the tables the project creates itself (staging, quarantine, audit).
     text_type: ClassVar[str] = "varchar"
-    # Why dbt cannot be warmed up in a parent process for its task processes (``sparkify.dbt.warm_up``), if so.
+    # Why dbt cannot be warmed up in a parent process for its task processes (``sparkify.tuning.dbt_parse.warm_up``), if so.
     cold_dbt_reason: ClassVar[str | None] = None
     # Whether the dbt docs may be kept while the catalog's tables and columns are unchanged
-    # (``sparkify.dbt.generate_docs``).
+    # (``sparkify.dbt_run.generate_docs``).
     stable_catalog: ClassVar[bool] = True
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
     def check(self) -> None:
-        """Refuse settings this warehouse cannot run with, before the first query (``settings.from_env``)."""
+        """Refuse settings this warehouse cannot run with, before the first query (``warehouse_for``)."""
         return None
 
     @abstractmethod
@@ -154,6 +150,9 @@ class Warehouse(ABC):
 
 @cache
 def warehouse_for(settings: Settings) -> Warehouse:
-    """The configured warehouse: the one place that picks a warehouse by its name."""
+    """The configured warehouse: the one place that picks a warehouse by its name. It checks the settings it
+    is given (``Warehouse.check``) before anything uses it."""
     module = importlib.import_module(MODULES[settings.warehouse])
-    return module.WAREHOUSE(settings)
+    warehouse = module.WAREHOUSE(settings)
+    warehouse.check()
+    return warehouse

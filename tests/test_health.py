@@ -1,0 +1,87 @@
+"""The Sparkify health view's page, from a real DuckDB warehouse: what the warehouse and Airflow hold is rendered
+escaped, a failed task shows its error, and a day whose counts are an earlier load's says so. The whole view,
+signed in, through a real api-server and Chromium: tests/e2e/test_health_view.py."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import duckdb
+import pytest
+
+from sparkify.health import Day, page
+from sparkify.settings import from_env
+
+SCRIPT = "<script>alert(1)</script>"
+DAY = date(2018, 11, 5)
+
+
+@pytest.fixture
+def settings(tmp_path):
+    path = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("create schema analytics")
+        con.execute("create table analytics.dim_songs (song_id varchar, title varchar)")
+        con.execute("insert into analytics.dim_songs values ('S1', ?)", [SCRIPT])
+    return from_env({"SPARKIFY_DUCKDB_PATH": str(path), "SPARKIFY_LAKE": str(tmp_path / "lake")})
+
+
+def failed_day(**overrides) -> Day:
+    run = {"dag_run_id": f"backfill__{DAY}T00:00:00+00:00", "state": "failed"}
+    task = {
+        "dag_run_id": run["dag_run_id"],
+        "task_id": "stage_events",
+        "state": "failed",
+        "try_number": 1,
+        "map_index": -1,
+        "error": f"BadInputError: log_data/2018/11/{DAY}-events.json: 15 of 260 lines are bad {SCRIPT}",
+    }
+    problem = {
+        "node_name": f"unique_dim_songs_title{SCRIPT}",
+        "status": "fail",
+        "failures": 1,
+        "message": SCRIPT,
+        "compiled_sql": "select song_id, title from analytics.dim_songs",
+    }
+    fields = {"run": run, "failed_tasks": [task], "problems": [problem], **overrides}
+    return Day(DAY, **fields)
+
+
+def test_values_from_the_warehouse_and_airflow_are_escaped(settings):
+    html = page(settings, [failed_day()], ui_url="")
+    assert SCRIPT not in html
+    # The title read from the warehouse, the test's name and message, the task's error: each shown, escaped.
+    assert html.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 4, html
+
+
+def test_a_failed_task_shows_its_error_its_try_and_its_log(settings):
+    html = page(settings, [failed_day()], ui_url="/base")
+    assert f"BadInputError: log_data/2018/11/{DAY}-events.json: 15 of 260 lines are bad" in html
+    assert "(try 1, the link opens its log)" in html
+    run_id = f"backfill__{DAY}T00%3A00%3A00%2B00%3A00"
+    assert f'href="/base/dags/sparkify_daily/runs/{run_id}/tasks/stage_events?try_number=1"' in html
+
+
+def test_a_mapped_task_links_to_its_own_instance(settings):
+    day = failed_day()
+    day.failed_tasks[0]["map_index"] = 2
+    assert "/tasks/stage_events/mapped/2?try_number=1" in page(settings, [day], ui_url="")
+
+
+@pytest.mark.parametrize(
+    ("run_state", "built", "earlier"),
+    [("failed", False, True), ("running", False, True), ("failed", True, False), ("success", False, False)],
+)
+def test_counts_of_an_earlier_load_are_marked(settings, run_state, built, earlier):
+    day = failed_day(volumes={"log_date": DAY, "events_staged": 250}, volumes_built=built)
+    day.run["state"] = run_state
+    assert day.volumes_from_earlier_load is earlier
+    html = page(settings, [day], ui_url="")
+    assert ('data-earlier-load="true"' in html) is earlier
+    assert ("counts shown for this day are those of an earlier load" in html) is (
+        earlier and run_state == "failed"
+    )
+
+
+def test_a_day_without_counts_is_not_marked(settings):
+    assert not failed_day().volumes_from_earlier_load
