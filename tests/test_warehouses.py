@@ -36,6 +36,19 @@ def test_the_settings_pick_the_warehouse_once(name, tmp_path):
     assert warehouse.describe()
 
 
+def test_the_default_duckdb_file_is_described_from_the_checkout(tmp_path):
+    inside = from_env({"SPARKIFY_HOME": str(REPO), "SPARKIFY_LAKE": str(tmp_path)})
+    assert warehouse_for(inside).describe() == "the DuckDB file .local/sparkify.duckdb"
+    outside = from_env(
+        {
+            "SPARKIFY_HOME": str(REPO),
+            "SPARKIFY_LAKE": str(tmp_path),
+            "SPARKIFY_DUCKDB_PATH": str(tmp_path / "w.duckdb"),
+        }
+    )
+    assert warehouse_for(outside).describe() == f"the DuckDB file {tmp_path / 'w.duckdb'}"
+
+
 def _name_comparisons(path: Path, root: Path = REPO) -> list[str]:
     """Comparisons of a ``.warehouse`` attribute, or of a warehouse's name as a string, in one file."""
     found = []

@@ -24,7 +24,7 @@ from sparkify.health import HEALTH_PATH, HEALTH_ROUTE
 from sparkify.local_airflow import admin_password, free_port, running
 from sparkify.report import report_key
 from sparkify.settings import from_env
-from tests.conftest import REPO, backfill
+from tests.conftest import backfill
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 
@@ -35,8 +35,6 @@ DROP = DAYS[-1]
 BAD_DAY = DAYS[-1] + timedelta(days=1)
 BAD_LINES = 15
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-# Where `SPARKIFY_SCREENSHOT=1 pytest tests/e2e/test_health_view.py` leaves the README's screenshot.
-SCREENSHOT = REPO / "docs" / "health_view.png"
 
 
 @pytest.fixture(scope="module")
@@ -203,8 +201,6 @@ def test_a_signed_in_browser_sees_the_days_and_the_flag(api_server, chromium, tm
     assert bad_file_named(failed.locator("pre.error").inner_text()), failed.inner_text()
     assert "/tasks/stage_events?try_number=1" in failed.locator("a.log").get_attribute("href")
     page.screenshot(path=str(tmp_path / "health.png"), full_page=True)
-    if os.environ.get("SPARKIFY_SCREENSHOT"):
-        page.screenshot(path=str(SCREENSHOT), full_page=True)
     # The view inside the Airflow UI, under its own route.
     page.goto(f"{api_server.url}/plugin/{HEALTH_ROUTE}")
     frame = page.frame_locator("iframe")

@@ -30,7 +30,9 @@ class DuckDB(Warehouse):
             )
 
     def describe(self) -> str:
-        return f"the DuckDB file {self.settings.duckdb_path}"
+        # Inside the checkout (the default, .local/), as a person in it names the file; elsewhere in full.
+        path, root = self.settings.duckdb_path, self.settings.root
+        return f"the DuckDB file {path.relative_to(root) if path.is_relative_to(root) else path}"
 
     @property
     def writer_pool(self) -> str:
