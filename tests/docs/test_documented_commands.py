@@ -158,7 +158,11 @@ def test_every_backfill_runs_its_days_and_counts_its_own_reports(walkthrough):
     assert warehouses == ["duckdb", "postgres", "duckdb"]
     for output in backfills:
         assert f"runs: {DAYS} succeeded, 0 failed, 0 not created" in output, output[-4000:]
-        assert f"sparkify_listening_report: {DAYS} success\n" in output, output[-4000:]
+        # The report runs this backfill's days started, all successful: one per day, or fewer where the scheduler
+        # found two days' asset events queued at once (one run then reports both days). Never an earlier
+        # backfill's runs as well.
+        reports = re.search(r"^  sparkify_listening_report: (\d+) success$", output, re.M)
+        assert reports and 1 <= int(reports.group(1)) <= DAYS, output[-4000:]
 
 
 def test_the_report_ran_on_each_warehouse(walkthrough):
