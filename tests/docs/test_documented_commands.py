@@ -131,7 +131,10 @@ def walkthrough(tmp_path_factory, postgres_server):
         for block in runnable:
             script = shortened(block.text, lake)
             started = time.monotonic()
-            code, output = run_block(block, script, clone, env)
+            try:
+                code, output = run_block(block, script, clone, env)
+            except Exception as error:  # reported by the test below, with the block it happened in
+                code, output = -1, f"{type(error).__name__}: {error}"
             results.append((block, script, code, output, time.monotonic() - started))
             if code != 0:
                 break

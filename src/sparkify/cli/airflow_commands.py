@@ -112,12 +112,9 @@ def cmd_backfill(args: argparse.Namespace, keep_ui: bool) -> int:
                 '  make sql Q="select level, count(*) as plays from analytics.fct_songplays group by 1"',
                 flush=True,
             )
-            print(
-                f"\nAirflow UI: {airflow.url}  (login: admin / {admin_password(airflow.home)})\n"
-                "Press Ctrl-C to stop.",
-                flush=True,
+            keep_up_until_ctrl_c(
+                f"\nAirflow UI: {airflow.url}  (login: admin / {admin_password(airflow.home)})"
             )
-            keep_up_until_ctrl_c()
         return 0 if report.ok else 1
 
 
@@ -125,18 +122,18 @@ def cmd_airflow(_: argparse.Namespace) -> int:
     config = settings()
     port = int(os.environ.get("SPARKIFY_AIRFLOW_PORT", "8080"))
     with running(config, port) as airflow:
-        print(
+        keep_up_until_ctrl_c(
             f"dbt docs: {airflow.url}{DOCS_PATH}\n"
-            f"Airflow UI: {airflow.url}  (login: admin / {admin_password(airflow.home)})\nPress Ctrl-C to stop.",
-            flush=True,
+            f"Airflow UI: {airflow.url}  (login: admin / {admin_password(airflow.home)})"
         )
-        keep_up_until_ctrl_c()
     return 0
 
 
-def keep_up_until_ctrl_c() -> None:
-    """Leave Airflow running for a person to look at; Ctrl-C (or SIGTERM, as a KeyboardInterrupt) stops it."""
+def keep_up_until_ctrl_c(where: str) -> None:
+    """Leave Airflow running for a person to look at; Ctrl-C (or SIGTERM, as a KeyboardInterrupt) stops it. The
+    prompt is printed inside the wait, so that a Ctrl-C the moment it appears stops Airflow the same way."""
     try:
+        print(f"{where}\nPress Ctrl-C to stop.", flush=True)
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
