@@ -81,7 +81,14 @@ EVENT_INDEXES = {
 }
 
 
+# Held by ensure_tables until its transaction ends. PostgreSQL's "if not exists" is no guard against a second
+# transaction creating the same schema or table at the same moment (it fails on the catalog's unique index):
+# stage_events and stage_songs do exactly that on a new database.
+ENSURE_TABLES_LOCK = "sparkify.staging.ensure_tables"
+
+
 def ensure_tables(cur: psycopg2.extensions.cursor, raw_schema: str) -> None:
+    cur.execute("select pg_advisory_xact_lock(hashtext(%s))", (ENSURE_TABLES_LOCK,))
     cur.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(raw_schema)))
     for table in schema.TABLES:
         cur.execute(schema.create_table_sql(raw_schema, table))
