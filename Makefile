@@ -18,7 +18,7 @@ DATE ?= 2018-11-01
 include airflow/config.env
 export $(shell sed -n 's/^\([A-Z_][A-Z0-9_]*\)=.*/\1/p' airflow/config.env)
 
-.PHONY: help install data manifest demo backfill airflow stage docs check sql bench stack-env stack-test lock test lint format clean
+.PHONY: help install data manifest demo backfill airflow stage docs check sql bench stack-env stack-test lock test test-fast lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(firstword $(MAKEFILE_LIST)) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -104,8 +104,21 @@ format: install ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Test modules run side by side, a module to a worker (its fixtures, its Airflow), the longest first
+# (tests/conftest.py). An end-to-end module also waits on Airflow's loops: one worker more than the cores keeps
+# them busy (docs/development.md: Test time).
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
+PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+# The everyday tier: no Airflow run, no Docker (docs/development.md: Test time).
+FAST_TESTS := tests/test_*.py tests/dags tests/datagen tests/staging tests/dbt/test_dbt_project.py \
+	tests/dbt/test_dbt_conventions.py tests/dbt/test_duplicates_and_empty_days.py \
+	tests/docs/test_docs_blocks.py tests/redshift/test_checks.py
+
 test: install manifest lint ## install, then run every test but the Docker stack's (make stack-test)
-	$(BIN)/python -m pytest -m "not stack"
+	$(BIN)/python -m pytest -m "not stack" $(PYTEST_PARALLEL)
+
+test-fast: install manifest lint ## lint, unit, dbt on DuckDB, DAG structure, generator, staging: a few minutes
+	$(BIN)/python -m pytest -m "not stack and not e2e" $(PYTEST_PARALLEL) $(FAST_TESTS)
 
 stack-test: install ## Docker: build the images, start docker-compose.yaml, backfill 3 days, kill a worker, compare
 	.ci/ensure-docker

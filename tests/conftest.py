@@ -8,7 +8,8 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import date
 from pathlib import Path
 
 import psycopg2
@@ -21,6 +22,31 @@ from sparkify.summary import MARTS as MARTS_
 from sparkify.warehouses import warehouse_for
 
 REPO = Path(__file__).resolve().parents[1]
+PROJECT = REPO / "dbt_sparkify"
+BIN = Path(sys.executable).parent
+
+# The modules that take longest, longest first (docs/development.md: Test time). `make test` runs modules side by
+# side (pytest-xdist, a module to a worker): starting the long ones first keeps one from being left to run alone
+# at the end.
+LONGEST_FIRST = (
+    "tests/docs/test_documented_commands.py",
+    "tests/e2e/test_celery_topology.py",
+    "tests/e2e/test_backfill.py",
+    "tests/e2e/test_health_view.py",
+    "tests/e2e/test_faults.py",
+    "tests/e2e/test_stock_executor.py",
+    "tests/e2e/test_local_execution.py",
+    "tests/dbt/test_incremental.py",
+    "tests/e2e/test_shutdown.py",
+    "tests/redshift/test_redshift_flow.py",
+    "tests/dbt/test_dbt_project.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {module: place for place, module in enumerate(LONGEST_FIRST)}
+    # A stable sort: within a module, and among the other modules, the order stays pytest's own.
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
 
 
 def read_events(lake: Path) -> list[dict[str, object]]:
@@ -279,3 +305,37 @@ def fingerprints(settings: Settings, tables: tuple[str, ...] = MARTS) -> dict[st
             rows = sorted(repr(tuple(row)) for row in cur.fetchall())
             result[table] = (len(rows), hashlib.sha256("\n".join(rows).encode()).hexdigest())
     return result
+
+
+def run(args: list[str], env: dict[str, str], cwd: Path = PROJECT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def dbt(env: dict[str, str], *args: str, project: Path = PROJECT) -> subprocess.CompletedProcess[str]:
+    return run(
+        [str(BIN / "dbt"), *args, "--profiles-dir", str(REPO), "--project-dir", str(project)], env, project
+    )
+
+
+def build_day_by_day(
+    env: dict[str, str],
+    days: tuple[str, ...],
+    target: Path,
+    after_each: Callable[[Settings, str], None] | None = None,
+) -> Settings:
+    """The pipeline without Airflow, as the DAG runs it: the song files staged, then each day staged and built
+    (dbt build with its run_date), into the warehouse ``env`` names (a PostgreSQL database is created);
+    ``after_each`` is called after each day's build."""
+    settings = from_env(env)
+    if settings.warehouse == "postgres":
+        from sparkify.staging import postgres
+
+        postgres.ensure_database(settings)
+    warehouse_for(settings).stage_songs()
+    for day in days:
+        warehouse_for(settings).stage_events(date.fromisoformat(day))
+        result = dbt(env, "build", "--vars", f"{{run_date: '{day}'}}", "--target-path", str(target))
+        assert result.returncode == 0, result.stdout[-5000:]
+        if after_each:
+            after_each(settings, day)
+    return settings

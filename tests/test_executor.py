@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,8 +16,7 @@ WARM_UP = (
 )
 
 
-def project_files() -> dict[str, tuple[int, int]]:
-    root = REPO / "dbt_sparkify"
+def project_files(root: Path) -> dict[str, tuple[int, int]]:
     return {
         str(p.relative_to(root)): (p.stat().st_mtime_ns, p.stat().st_size)
         for p in root.rglob("*")
@@ -31,11 +31,15 @@ def warm_up(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_warm_up_runs_dbt_and_leaves_the_project_and_the_warehouse_alone(tmp_path):
+    # A copy of the project, which nothing else running meanwhile writes to (dbt's logs, for one).
+    home = tmp_path / "home"
+    shutil.copytree(REPO / "dbt_sparkify", home / "dbt_sparkify", ignore=shutil.ignore_patterns("logs"))
+    shutil.copy(REPO / "profiles.yml", home / "profiles.yml")
     database = tmp_path / "warehouse.duckdb"
-    before = project_files()
-    result = warm_up({**os.environ, "SPARKIFY_DUCKDB_PATH": str(database)})
+    before = project_files(home / "dbt_sparkify")
+    result = warm_up({**os.environ, "SPARKIFY_HOME": str(home), "SPARKIFY_DUCKDB_PATH": str(database)})
     assert result.returncode == 0, result.stderr[-3000:]
-    assert project_files() == before, "the warm-up wrote into dbt_sparkify"
+    assert project_files(home / "dbt_sparkify") == before, "the warm-up wrote into dbt_sparkify"
     assert not database.exists(), "the warm-up opened the warehouse"
 
 
@@ -122,7 +126,6 @@ def test_dbt_tasks_use_the_warm_up_parse_only_while_it_is_current(tmp_path):
     """A task runs on the warm-up's parsed project only for a node command, without --vars, while no project
     file and no variable the parse depended on has changed (a copy of the project is edited here)."""
     import ast
-    import shutil
 
     home = tmp_path / "home"
     shutil.copytree(
@@ -162,8 +165,6 @@ print(sorted(m for m in ("sparkify.tuning.watcher", "sparkify.warehouses.duckdb"
 def test_the_executor_runs_the_dag_files_so_task_processes_find_their_imports_loaded(tmp_path):
     """The project's DAG file runs in the executor's process before it forks (its modules then loaded); a
     broken DAG file next to it is a warning, not a failed executor."""
-    import shutil
-
     shutil.copy(REPO / "airflow" / "dags" / "sparkify_daily.py", tmp_path / "sparkify_daily.py")
     (tmp_path / "broken_dag.py").write_text(
         "# an airflow dag file\nraise RuntimeError('broken on purpose')\n"

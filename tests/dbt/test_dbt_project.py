@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
-import subprocess
 import sys
 from collections import defaultdict
 from datetime import date
@@ -19,22 +17,9 @@ from sparkify import summary
 from sparkify.datagen import generate
 from sparkify.settings import from_env
 from sparkify.warehouses import warehouse_for
-from tests.conftest import REPO, expected_matches, read_events
-from tests.documented import block_run_by
+from tests.conftest import PROJECT, REPO, dbt, expected_matches, read_events, run
 
-PROJECT = REPO / "dbt_sparkify"
-BIN = Path(sys.executable).parent
 DAYS = ("2018-11-01", "2018-11-02")
-
-
-def run(args: list[str], env: dict[str, str], cwd: Path = PROJECT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-
-
-def dbt(env: dict[str, str], *args: str, project: Path = PROJECT) -> subprocess.CompletedProcess[str]:
-    return run(
-        [str(BIN / "dbt"), *args, "--profiles-dir", str(REPO), "--project-dir", str(project)], env, project
-    )
 
 
 def stage(lake: Path, database: Path, days: list[date]) -> dict[str, str]:
@@ -207,48 +192,6 @@ def test_source_freshness(warehouse, tmp_path):
     assert "ERROR STALE" in stale.stdout
 
 
-def test_the_documented_lint_and_bouncer_pass():
-    """docs/development.md's lint commands, read from it and run as written: sqlfluff, then dbt-bouncer."""
-    block = block_run_by("tests/dbt/test_dbt_project.py", "docs/development.md")
-    env = {**os.environ, "DO_NOT_TRACK": "1", "NO_COLOR": "1"}
-    result = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", block.text],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
-    assert "sqlfluff" in block.text and "dbt-bouncer" in block.text, block.text
-    assert "All checks passed" in result.stdout, result.stdout[-3000:]
-
-
-def test_dbt_bouncer_catches_violations(tmp_path):
-    copy = tmp_path / "dbt_sparkify"
-    shutil.copytree(PROJECT, copy, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))
-    (copy / "models" / "marts" / "songplay_report.sql").write_text(
-        "select * from {{ source('sparkify', 'staging_events') }}\n"
-    )
-    env = {
-        **os.environ,
-        "SPARKIFY_DUCKDB_PATH": str(tmp_path / "x.duckdb"),
-        "DO_NOT_TRACK": "1",
-        "NO_COLOR": "1",
-    }
-    assert dbt(env, "parse", project=copy).returncode == 0
-    result = run([str(BIN / "dbt-bouncer"), "--config-file", "dbt-bouncer.yml"], env, cwd=copy)
-    assert result.returncode != 0
-    output = result.stdout + result.stderr
-    for check in (
-        "check_model_names",
-        "check_lineage_source_cannot_be_used",
-        "check_model_description_populated",
-        "check_model_has_unique_test",
-    ):
-        assert check in output, check
-
-
 def test_the_docs_are_generated_again_only_when_what_they_show_changed(warehouse, tmp_path):
     """The DAG's docs task keeps the docs while the project, the profiles and the warehouse's columns are as
     they were generated from; any change (a column, a description) regenerates them."""
@@ -293,6 +236,10 @@ def test_the_docs_are_generated_again_only_when_what_they_show_changed(warehouse
     assert overview.startswith("# Sparkify: song plays as a star schema"), overview[:200]
     assert "Sparkify health" in overview and "fct_songplays" in overview
     assert generated(force=True) != third, "`make docs` always regenerates"
+
+
+def manifest_nodes() -> list[dict]:
+    return list(json.loads((PROJECT / "target" / "manifest.json").read_text())["nodes"].values())
 
 
 def test_summary_counts(warehouse):
@@ -373,65 +320,3 @@ def test_the_summary_records_each_run_in_the_audit_table(warehouse, tmp_path):
     )
     assert by_table["analytics.dim_users"] == (None, None, counts["analytics.dim_users"], tests)
     assert len(by_table) == 8 and counts["day.staged_events"] > 0
-
-
-def manifest_nodes() -> list[dict]:
-    return list(json.loads((PROJECT / "target" / "manifest.json").read_text())["nodes"].values())
-
-
-# Functions and syntax of DuckDB or PostgreSQL that Redshift does not have.
-NOT_ON_REDSHIFT = {
-    "DuckDB epoch_ms": r"\bepoch_ms\s*\(",
-    "DuckDB list functions": r"\blist_\w+\s*\(",
-    "DuckDB struct": r"\bstruct_pack\s*\(|\{\s*'\w+'\s*:",
-    "to_timestamp of a number": r"\bto_timestamp\s*\(",
-    "regexp flags argument": r"regexp_replace\s*\([^;]*,\s*'g'\s*\)",
-    "jsonb": r"::\s*jsonb|\bjsonb_",
-    "distinct on": r"\bdistinct\s+on\s*\(",
-    "aggregate filter": r"\bfilter\s*\(\s*where\b",
-    "generate_series": r"\bgenerate_series\s*\(",
-    "array functions": r"\b(array_agg|unnest|string_agg)\s*\(",
-    "DuckDB date functions": r"\b(date_diff|strftime|strptime)\s*\(",
-}
-
-
-def test_redshift_target_parses_and_compiles_to_redshift_sql(tmp_path):
-    env = {**os.environ, "DO_NOT_TRACK": "1"}
-    target = tmp_path / "redshift"
-    parse = dbt(env, "parse", "--target", "redshift", "--target-path", str(target))
-    assert parse.returncode == 0, parse.stdout[-3000:]
-    nodes = json.loads((target / "manifest.json").read_text())["nodes"]
-    fact = nodes["model.sparkify.fct_songplays"]["config"]
-    assert (fact["dist"], fact["sort"]) == ("user_id", ["log_date", "start_time"])
-    for dimension in ("dim_users", "dim_user_levels", "dim_songs", "dim_artists", "dim_time"):
-        assert nodes[f"model.sparkify.{dimension}"]["config"]["dist"] == "all"
-    # No cluster here: compile without the queries that would ask one what exists.
-    compiled = dbt(
-        env,
-        "compile",
-        "--target",
-        "redshift",
-        "--no-introspect",
-        "--no-populate-cache",
-        "--target-path",
-        str(target),
-    )
-    assert compiled.returncode == 0, compiled.stdout[-3000:]
-    files = sorted((target / "compiled" / "sparkify").rglob("*.sql"))
-    models = [f for f in files if "/models/" in f.as_posix() and f.parent.suffix != ".yml"]
-    assert len(models) == 13
-    assert len(files) > 60
-    for path in files:
-        text = path.read_text()
-        for what, pattern in NOT_ON_REDSHIFT.items():
-            assert not re.search(pattern, text, re.I), f"{path.relative_to(target)} uses {what}"
-    events = (target / "compiled/sparkify/models/staging/sparkify/stg_sparkify__events.sql").read_text()
-    assert "timestamp 'epoch' + cast(ts as bigint) / 1000.0 * interval '1 second'" in events
-    songplays = (target / "compiled/sparkify/models/marts/fct_songplays.sql").read_text()
-    assert "regexp_replace(cast(song_title as" in songplays
-
-
-def test_the_redshift_check_catches_duckdb_sql(tmp_path):
-    duckdb_sql = "select epoch_ms(ts), list_value(1), regexp_replace(a, 'x', 'y', 'g') from t"
-    found = {what for what, pattern in NOT_ON_REDSHIFT.items() if re.search(pattern, duckdb_sql, re.I)}
-    assert found == {"DuckDB epoch_ms", "DuckDB list functions", "regexp flags argument"}

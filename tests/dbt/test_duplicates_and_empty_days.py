@@ -11,8 +11,7 @@ from datetime import date
 
 from sparkify.lake import Lake
 from sparkify.warehouses import warehouse_for
-from tests.conftest import REPO
-from tests.dbt.test_dbt_project import dbt
+from tests.conftest import REPO, dbt
 
 DAY1, DAY2, DAY3 = date(2018, 11, 1), date(2018, 11, 2), date(2018, 11, 3)
 

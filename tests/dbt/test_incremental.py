@@ -19,8 +19,7 @@ import pytest
 from sparkify.datagen import generate
 from sparkify.lake import Lake
 from sparkify.warehouses import warehouse_for
-from tests.conftest import MARTS, REPO, drop_database, fingerprints, new_warehouse
-from tests.dbt.test_dbt_project import dbt
+from tests.conftest import MARTS, REPO, dbt, drop_database, fingerprints, new_warehouse
 
 INTERMEDIATE = ("analytics_intermediate.int_events_deduplicated",)
 # The monitoring marts: a day loaded late or again recounts the days it touched and the windows that read them.

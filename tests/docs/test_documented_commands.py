@@ -40,8 +40,8 @@ from tests.documented import REPO, Block, shell_blocks
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
 
-SHORT_END = date(2018, 11, 3)
-DAYS = 3
+SHORT_END = date(2018, 11, 2)
+DAYS = 2
 EXAMPLE_LAKE = "/data/sparkify"
 ITSELF = re.compile(r"^\s*make test\b.*$", re.M)
 KEEPS_RUNNING = re.compile(r"^\s*make (demo|airflow)\b", re.M)

@@ -6,8 +6,6 @@ The warehouse contents are checked against what the generator wrote, computed he
 from __future__ import annotations
 
 import json
-import os
-import re
 import uuid
 from collections import defaultdict
 from datetime import date
@@ -18,23 +16,21 @@ import httpx
 import pytest
 
 from sparkify.alerts import ALERT_PREFIX
-from sparkify.datagen import generate
 from sparkify.dbt_docs import DOCS_PATH, DOCS_SLUG
 from sparkify.local_airflow import free_port, running
 from sparkify.settings import from_env
-from sparkify.staging import postgres
-from sparkify.warehouses import warehouse_for
 from tests.conftest import (
     MARTS,
     REPO,
     backfill,
+    build_day_by_day,
     drop_database,
     expected_matches,
     fingerprints,
     read_events,
     read_songs,
 )
-from tests.dbt.test_dbt_project import dbt
+from tests.e2e.conftest import DAYS, airflow_workspace, assert_warmed_before_forking, task_logs, two_days
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 
@@ -46,18 +42,9 @@ TABLES = ("landing.staging_events", "landing.staging_songs", "landing.staging_qu
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
-    lake = generate(root / "lake", scale=1, seed=11, days=2)
-    env = {
-        **os.environ,
-        "SPARKIFY_LAKE": str(lake.root),
-        "SPARKIFY_DUCKDB_PATH": str(root / "warehouse.duckdb"),
-        "AIRFLOW_HOME": str(root / "airflow"),
-        "SPARKIFY_AIRFLOW_PORT": str(free_port()),
-        "SPARKIFY_RETRIES": "1",
-        "SPARKIFY_RETRY_DELAY_SECONDS": "3",
-        "SPARKIFY_DBT_DOCS_DIR": str(root / "dbt_docs"),
-    }
-    return {"root": root, "lake": lake.root, "env": env, "db": root / "warehouse.duckdb"}
+    lake = two_days(root)
+    env = airflow_workspace(root, lake, SPARKIFY_RETRIES="1", SPARKIFY_RETRY_DELAY_SECONDS="3")
+    return {"root": root, "lake": lake, "env": env, "db": root / "warehouse.duckdb"}
 
 
 def fetch(workspace, sql: str, params=None) -> list[tuple]:
@@ -81,22 +68,6 @@ def test_backfill_reports_success(first_backfill):
     tests_line = next(line for line in out.splitlines() if "dbt test tasks:" in line)
     assert tests_line.strip().endswith("0 failed") and not tests_line.strip().startswith("dbt test tasks: 0 ")
     assert "analytics.fct_songplays" in out
-
-
-def task_logs(home: str | Path, pattern: str) -> list[Path]:
-    return sorted(
-        Path(home, "logs", "dag_id=sparkify_daily").glob(f"run_id=*/task_id={pattern}/attempt=*.log")
-    )
-
-
-def assert_warmed_before_forking(home: str | Path) -> None:
-    scheduler_log = Path(home, "logs", "scheduler.log").read_text()
-    assert "Loaded executor: ::sparkify.tuning.executor.WarmLocalExecutor" in scheduler_log
-    warmed = scheduler_log.index("dbt warmed up in")
-    assert warmed < scheduler_log.index("Worker starting up"), (
-        "the executor forked its workers before dbt ran"
-    )
-    assert "dbt warm-up failed" not in scheduler_log
 
 
 def test_each_node_task_reports_the_one_build_of_its_run(workspace, first_backfill):
@@ -124,93 +95,8 @@ def test_each_node_task_reports_the_one_build_of_its_run(workspace, first_backfi
     assert "relationships_fct_songplays_song_id" in detached and "_tests_status" in detached
 
 
-def test_the_build_pushes_only_what_the_node_tasks_read(workspace, first_backfill):
-    env = workspace["env"]
-    with running(
-        from_env(env), free_port(), home=Path(env["AIRFLOW_HOME"]), base_env=env, components=("api-server",)
-    ) as airflow:
-        [run] = airflow.runs("2018-11-01", "2018-11-01")
-        entries = airflow.api(
-            "GET",
-            f"/dags/sparkify_daily/dagRuns/{run['dag_run_id']}/taskInstances/"
-            "dbt_sparkify.dbt_producer_watcher/xcomEntries",
-            params={"limit": 1000},
-        )["xcom_entries"]
-    keys = {entry["key"] for entry in entries}
-    manifest = json.loads((REPO / "dbt_sparkify" / "target" / "manifest.json").read_text())
-    tests = [node for node in manifest["nodes"].values() if node["resource_type"] == "test"]
-    detached = {t["unique_id"] for t in tests if len(set(t["depends_on"]["nodes"])) > 1}
-    key = lambda uid, suffix: f"{uid.replace('.', '__')}_{suffix}"  # noqa: E731
-    assert {key(uid, "tests_status") for uid in detached} <= keys
-    assert {key(uid, "dbt_event") for uid in detached} <= keys
-    assert not {key(t["unique_id"], "dbt_event") for t in tests if t["unique_id"] not in detached} & keys
-    assert {key("model.sparkify.fct_songplays", s) for s in ("status", "dbt_event", "tests_status")} <= keys
-    assert len(keys) < 120, sorted(keys)
-
-
-def same_days_elsewhere(tmp_path_factory, workspace, name: str, **env: str) -> dict[str, str]:
-    """The first backfill's two days again, with ``env`` changed, into a warehouse and Airflow home of its own."""
-    root = tmp_path_factory.mktemp(name)
-    env = {
-        **workspace["env"],
-        **env,
-        "SPARKIFY_DUCKDB_PATH": str(root / "warehouse.duckdb"),
-        "AIRFLOW_HOME": str(root / "airflow"),
-        "SPARKIFY_AIRFLOW_PORT": str(free_port()),
-    }
-    result = backfill(env, "2018-11-01", "2018-11-02")
-    assert result.returncode == 0, result.report
-    return env
-
-
-@pytest.fixture(scope="module")
-def local_backfill(tmp_path_factory, workspace):
-    """The same two days with Cosmos' LOCAL execution (a dbt command per task) into another warehouse."""
-    return same_days_elsewhere(tmp_path_factory, workspace, "e2e-local", SPARKIFY_DBT_EXECUTION="local")
-
-
-def test_local_execution_builds_the_same_marts_on_the_warm_up_parse(
-    workspace, first_backfill, local_backfill
-):
-    assert fingerprints(from_env(local_backfill), MARTS) == fingerprints(from_env(workspace["env"]), MARTS)
-    home = local_backfill["AIRFLOW_HOME"]
-    assert_warmed_before_forking(home)
-    # Each dbt model and test task ran on the project as the warm-up parsed it, without loading it again.
-    dbt_tasks = task_logs(home, "dbt_sparkify.*")
-    assert len(dbt_tasks) >= 2 * 20
-    not_shared = [str(path) for path in dbt_tasks if "as the warm-up parsed it" not in path.read_text()]
-    assert not not_shared, not_shared[:3]
-    # Model and test tasks write no JSON artifacts (nothing reads them); freshness checks keep sources.json.
-    model = next(path for path in dbt_tasks if ".dim_users.run" in str(path)).read_text()
-    freshness = next(path for path in dbt_tasks if "_source/" in str(path)).read_text()
-    assert "--no-write-json" in model and "--no-write-json" not in freshness
-
-
-@pytest.fixture(scope="module")
-def stock_backfill(tmp_path_factory, workspace):
-    """The same two days on Airflow's stock LocalExecutor (as managed Airflow and the official image run it),
-    with every patch off (``sparkify.tuning``): Cosmos' own watcher classes, no warm-up, each task process
-    loading dbt and the project itself."""
-    return same_days_elsewhere(
-        tmp_path_factory,
-        workspace,
-        "e2e-stock",
-        AIRFLOW__CORE__EXECUTOR="LocalExecutor",
-        SPARKIFY_TUNING="off",
-    )
-
-
-def test_the_stock_local_executor_builds_the_same_marts(workspace, first_backfill, stock_backfill):
-    assert fingerprints(from_env(stock_backfill), MARTS) == fingerprints(from_env(workspace["env"]), MARTS)
-    scheduler_log = Path(stock_backfill["AIRFLOW_HOME"], "logs", "scheduler.log").read_text()
-    loaded = re.findall(r"Loaded executor: (\S+)", scheduler_log)
-    assert loaded and all(
-        name.strip(":").endswith("LocalExecutor") and "Warm" not in name for name in loaded
-    ), loaded
-    assert "dbt warmed up" not in scheduler_log
-    # No task ran on a shared parse: each loaded the project as dbt does by itself.
-    builds = task_logs(stock_backfill["AIRFLOW_HOME"], "dbt_sparkify.dbt_producer_watcher")
-    assert len(builds) == 2 and not any("as the warm-up parsed it" in build.read_text() for build in builds)
+def test_the_marts_equal_those_built_without_airflow(workspace, first_backfill, built_without_airflow):
+    assert fingerprints(from_env(workspace["env"]), MARTS) == built_without_airflow[DAYS[-1]]
 
 
 def test_staging_holds_every_line_of_each_day(workspace, first_backfill):
@@ -346,7 +232,36 @@ def test_rerun_is_idempotent_and_a_missing_day_fails_the_backfill(workspace, fir
     assert fingerprints(from_env(workspace["env"])) == before
 
 
-def test_a_cleared_run_builds_again_and_its_node_tasks_report_that_build(workspace, first_backfill):
+@pytest.fixture(scope="module")
+def airflow(workspace, first_backfill):
+    """The first backfill's Airflow home started again, once, for the tests that look at it or act on it
+    through the REST API (after the re-run above, which is `make backfill` again and starts its own)."""
+    env = workspace["env"]
+    with running(from_env(env), free_port(), home=Path(env["AIRFLOW_HOME"]), base_env=env) as airflow:
+        yield airflow
+
+
+def test_the_build_pushes_only_what_the_node_tasks_read(airflow):
+    [run] = airflow.runs("2018-11-01", "2018-11-01")
+    entries = airflow.api(
+        "GET",
+        f"/dags/sparkify_daily/dagRuns/{run['dag_run_id']}/taskInstances/"
+        "dbt_sparkify.dbt_producer_watcher/xcomEntries",
+        params={"limit": 1000},
+    )["xcom_entries"]
+    keys = {entry["key"] for entry in entries}
+    manifest = json.loads((REPO / "dbt_sparkify" / "target" / "manifest.json").read_text())
+    tests = [node for node in manifest["nodes"].values() if node["resource_type"] == "test"]
+    detached = {t["unique_id"] for t in tests if len(set(t["depends_on"]["nodes"])) > 1}
+    key = lambda uid, suffix: f"{uid.replace('.', '__')}_{suffix}"  # noqa: E731
+    assert {key(uid, "tests_status") for uid in detached} <= keys
+    assert {key(uid, "dbt_event") for uid in detached} <= keys
+    assert not {key(t["unique_id"], "dbt_event") for t in tests if t["unique_id"] not in detached} & keys
+    assert {key("model.sparkify.fct_songplays", s) for s in ("status", "dbt_event", "tests_status")} <= keys
+    assert len(keys) < 120, sorted(keys)
+
+
+def test_a_cleared_run_builds_again_and_its_node_tasks_report_that_build(workspace, airflow):
     """The whole run of 2018-11-01 cleared through the API (as the UI's *Clear* does): its build's first try
     since the clear builds again (Cosmos would skip it as a retry), and every node task's first try since the
     clear reports that new build, running no dbt of its own. (The run belongs to the first `make backfill`,
@@ -354,21 +269,18 @@ def test_a_cleared_run_builds_again_and_its_node_tasks_report_that_build(workspa
     command would, is paused, and Airflow would never start the cleared run.)"""
     env = workspace["env"]
     before = fingerprints(from_env(env))
-    with running(from_env(env), free_port(), home=Path(env["AIRFLOW_HOME"]), base_env=env) as airflow:
-        [run] = airflow.runs("2018-11-01", "2018-11-01")
-        airflow.api(
-            "POST", f"/dags/sparkify_daily/dagRuns/{run['dag_run_id']}/clear", json={"dry_run": False}
-        )
-        airflow.wait_until(
-            "the cleared run to finish",
-            lambda: airflow.finished_runs("2018-11-01", "2018-11-01", 1),
-            timeout=300,
-            interval=1,
-        )
-        [run] = airflow.runs("2018-11-01", "2018-11-01")
-        tries = {
-            ti["task_id"]: (ti["state"], ti["try_number"]) for ti in airflow.task_instances(run["dag_run_id"])
-        }
+    [run] = airflow.runs("2018-11-01", "2018-11-01")
+    airflow.api("POST", f"/dags/sparkify_daily/dagRuns/{run['dag_run_id']}/clear", json={"dry_run": False})
+    airflow.wait_until(
+        "the cleared run to finish",
+        lambda: airflow.finished_runs("2018-11-01", "2018-11-01", 1),
+        timeout=300,
+        interval=1,
+    )
+    [run] = airflow.runs("2018-11-01", "2018-11-01")
+    tries = {
+        ti["task_id"]: (ti["state"], ti["try_number"]) for ti in airflow.task_instances(run["dag_run_id"])
+    }
     assert run["state"] == "success"
     run_dir = Path(env["AIRFLOW_HOME"], "logs", "dag_id=sparkify_daily", f"run_id={run['dag_run_id']}")
     build = (run_dir / "task_id=dbt_sparkify.dbt_producer_watcher" / "attempt=2.log").read_text()
@@ -383,7 +295,7 @@ def test_a_cleared_run_builds_again_and_its_node_tasks_report_that_build(workspa
     assert fingerprints(from_env(env)) == before
 
 
-def test_dbt_docs_are_served_in_the_airflow_ui(workspace, first_backfill):
+def test_dbt_docs_are_served_in_the_airflow_ui(workspace, airflow):
     """The DAG regenerated the docs; the api-server alone serves them through Cosmos' plugin."""
     env = workspace["env"]
     settings = from_env(env)
@@ -391,37 +303,33 @@ def test_dbt_docs_are_served_in_the_airflow_ui(workspace, first_backfill):
     # A run that found the docs current (project, profiles and warehouse columns as they were) kept them.
     docs_logs = [path.read_text() for path in task_logs(env["AIRFLOW_HOME"], "docs")]
     assert any("dbt docs in" in text and "are current" in text for text in docs_logs)
-    port = free_port()
-    with running(
-        settings, port, home=Path(env["AIRFLOW_HOME"]), base_env=env, components=("api-server",)
-    ) as airflow:
-        # Anonymous: a script is refused, a browser is sent to the login page and back.
-        assert httpx.get(f"{airflow.url}/cosmos/{DOCS_SLUG}/manifest.json", timeout=30).status_code == 401
-        browser = httpx.get(f"{airflow.url}{DOCS_PATH}", headers={"Accept": "text/html"}, timeout=30)
-        assert browser.status_code == 303 and "login" in browser.headers["location"]
-        assert DOCS_PATH.replace("/", "%2F") in browser.headers["location"]
-        # Signed in: the bearer token of the API, or the UI's cookie.
-        signed_in = airflow.auth_headers()
-        page = httpx.get(f"{airflow.url}{DOCS_PATH}", headers=signed_in, timeout=30)
-        assert page.status_code == 200
-        assert "dbt" in page.text.lower() and "<html" in page.text.lower()
-        token = signed_in["Authorization"].removeprefix("Bearer ")
-        manifest = httpx.get(
-            f"{airflow.url}/cosmos/{DOCS_SLUG}/manifest.json", cookies={"_token": token}, timeout=30
-        )
-        assert manifest.status_code == 200
-        nodes = manifest.json()["nodes"]
-        assert {"model.sparkify.fct_songplays", "model.sparkify.dim_user_levels"} <= nodes.keys()
-        catalog = httpx.get(f"{airflow.url}/cosmos/{DOCS_SLUG}/catalog.json", headers=signed_in, timeout=30)
-        assert (
-            httpx.get(
-                f"{airflow.url}/cosmos/{DOCS_SLUG}/catalog.json",
-                headers={"Authorization": "Bearer forged"},
-                timeout=30,
-            ).status_code
-            == 401
-        )
-        assert "model.sparkify.fct_songplays" in catalog.json()["nodes"]
+    # Anonymous: a script is refused, a browser is sent to the login page and back.
+    assert httpx.get(f"{airflow.url}/cosmos/{DOCS_SLUG}/manifest.json", timeout=30).status_code == 401
+    browser = httpx.get(f"{airflow.url}{DOCS_PATH}", headers={"Accept": "text/html"}, timeout=30)
+    assert browser.status_code == 303 and "login" in browser.headers["location"]
+    assert DOCS_PATH.replace("/", "%2F") in browser.headers["location"]
+    # Signed in: the bearer token of the API, or the UI's cookie.
+    signed_in = airflow.auth_headers()
+    page = httpx.get(f"{airflow.url}{DOCS_PATH}", headers=signed_in, timeout=30)
+    assert page.status_code == 200
+    assert "dbt" in page.text.lower() and "<html" in page.text.lower()
+    token = signed_in["Authorization"].removeprefix("Bearer ")
+    manifest = httpx.get(
+        f"{airflow.url}/cosmos/{DOCS_SLUG}/manifest.json", cookies={"_token": token}, timeout=30
+    )
+    assert manifest.status_code == 200
+    nodes = manifest.json()["nodes"]
+    assert {"model.sparkify.fct_songplays", "model.sparkify.dim_user_levels"} <= nodes.keys()
+    catalog = httpx.get(f"{airflow.url}/cosmos/{DOCS_SLUG}/catalog.json", headers=signed_in, timeout=30)
+    assert (
+        httpx.get(
+            f"{airflow.url}/cosmos/{DOCS_SLUG}/catalog.json",
+            headers={"Authorization": "Bearer forged"},
+            timeout=30,
+        ).status_code
+        == 401
+    )
+    assert "model.sparkify.fct_songplays" in catalog.json()["nodes"]
 
 
 @pytest.fixture(scope="module")
@@ -441,21 +349,7 @@ def on_postgres(workspace, first_backfill, pg_database_module):
         "SPARKIFY_PG_DATABASE": pg_database_module,
         "DO_NOT_TRACK": "1",
     }
-    settings = from_env(env)
-    postgres.ensure_database(settings)
-    warehouse_for(settings).stage_songs()
-    for day in ("2018-11-01", "2018-11-02"):
-        warehouse_for(settings).stage_events(date.fromisoformat(day))
-        result = dbt(
-            env,
-            "build",
-            "--vars",
-            f"{{run_date: '{day}'}}",
-            "--target-path",
-            str(workspace["root"] / "pg-target"),
-        )
-        assert result.returncode == 0, result.stdout[-5000:]
-    return settings
+    return build_day_by_day(env, DAYS, workspace["root"] / "pg-target")
 
 
 def test_duckdb_and_postgres_marts_are_identical(workspace, on_postgres):

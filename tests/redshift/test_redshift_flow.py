@@ -8,15 +8,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterator
-from datetime import date
 
 import pytest
 
 from sparkify import summary
-from sparkify.settings import from_env
-from sparkify.warehouses import warehouse_for
-from tests.dbt.test_dbt_project import dbt
-from tests.e2e.test_backfill import MARTS, fingerprints
+from tests.conftest import MARTS, build_day_by_day, fingerprints
 from tests.redshift import checks
 from tests.redshift.conftest import DAYS, RedshiftRun, redshift_run_on
 from tests.redshift.flow import STAGING_TASKS
@@ -122,12 +118,7 @@ def on_duckdb(run, tmp_path_factory):
         "SPARKIFY_DUCKDB_PATH": str(root / "warehouse.duckdb"),
         "DBT_LOG_PATH": str(root / "logs"),
     }
-    settings = from_env(env)
-    warehouse_for(settings).stage_songs()
-    for day in DAYS:
-        warehouse_for(settings).stage_events(date.fromisoformat(day))
-        result = dbt(env, "build", "--vars", f"{{run_date: '{day}'}}", "--target-path", str(root / "target"))
-        assert result.returncode == 0, result.stdout[-5000:]
+    settings = build_day_by_day(env, DAYS, root / "target")
     return fingerprints(settings, MARTS)
 
 
