@@ -104,10 +104,9 @@ format: install ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# Test modules run side by side, a module to a worker (its fixtures, its Airflow), the longest first
-# (tests/conftest.py). An end-to-end module also waits on Airflow's loops: one worker more than the cores keeps
-# them busy (docs/development.md: Test time).
-TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
+# Test modules run side by side, a worker a core, a module to a worker (its fixtures, its Airflow), the longest
+# first (tests/conftest.py). More workers than cores took no less time (docs/development.md: Test time).
+TEST_WORKERS ?= $(shell nproc)
 PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 # The everyday tier: no Airflow run, no Docker (docs/development.md: Test time).
 FAST_TESTS := tests/test_*.py tests/dags tests/datagen tests/staging tests/dbt/test_dbt_project.py \
