@@ -12,6 +12,8 @@ SCALE ?= 1
 SEED ?= 42
 START ?= 2018-11-01
 END ?= 2018-11-30
+# Days per DAG run of a backfill: 1 (a run per day, Airflow's own backfill), N, or all (one run).
+DAYS_PER_RUN ?= 1
 DATE ?= 2018-11-01
 
 # The Airflow configuration every deployment shares (no telemetry, among others), for every command run here.
@@ -63,11 +65,11 @@ manifest: $(MANIFEST) ## build dbt_sparkify/target/manifest.json (the DAG is ren
 demo: install data manifest ## backfill START..END (November 2018) through the scheduler, print a summary, keep the UI up
 	$(BIN)/python -m sparkify.cli demo --start $(START) --end $(END)
 
-backfill: install manifest ## backfill START..END through the scheduler; non-zero exit if a run failed
+backfill: install manifest ## backfill START..END (DAYS_PER_RUN=1|N|all) through the scheduler; non-zero exit if a run failed
 	@# The lake there is kept (a day it does not hold fails its run); with none, START..END is generated.
 	@if [ -z "$$SPARKIFY_LAKE" ] && ! ls $(LAKE_DIR)/.scale-* > /dev/null 2>&1; then \
 		$(MAKE) --no-print-directory data; fi
-	$(BIN)/python -m sparkify.cli backfill --start $(START) --end $(END)
+	$(BIN)/python -m sparkify.cli backfill --start $(START) --end $(END) --days-per-run $(DAYS_PER_RUN)
 
 airflow: install manifest ## start Airflow (UI at http://localhost:8080) until Ctrl-C
 	$(BIN)/python -m sparkify.cli airflow

@@ -85,3 +85,39 @@ def test_counts_of_an_earlier_load_are_marked(settings, run_state, built, earlie
 
 def test_a_day_without_counts_is_not_marked(settings):
     assert not failed_day().volumes_from_earlier_load
+
+
+def test_a_run_of_several_days_is_each_of_its_days_run():
+    from sparkify.airflow_plugin import runs_by_day
+
+    def run(run_id, start, end, queued):
+        return {
+            "dag_run_id": run_id,
+            "logical_date": f"{start}T00:00:00Z",
+            "data_interval_start": f"{start}T00:00:00Z",
+            "data_interval_end": f"{end}T00:00:00Z",
+            "queued_at": queued,
+            "state": "success",
+        }
+
+    week = run("range__2018-11-01_2018-11-07", "2018-11-01", "2018-11-08", "2026-01-02T00:00:00Z")
+    # A scheduled run: its interval is a point in time, its day the logical date's.
+    older = run("scheduled__2018-11-03", "2018-11-03", "2018-11-03", "2026-01-01T00:00:00Z")
+    newer = run("manual__2018-11-05", "2018-11-05", "2018-11-05", "2026-01-03T00:00:00Z")
+    runs = runs_by_day([older, week, newer])
+    assert sorted(runs) == [date(2018, 11, day) for day in range(1, 8)]
+    # The run queued last is the day's run.
+    assert runs[date(2018, 11, 3)] is week and runs[date(2018, 11, 5)] is newer
+    assert {runs[date(2018, 11, day)]["dag_run_id"] for day in (1, 2, 4, 6, 7)} == {week["dag_run_id"]}
+
+
+def test_a_days_failed_tasks_are_its_own_staging_and_the_runs_tasks():
+    from sparkify.airflow_plugin import task_of_day
+
+    mapped = {"task_id": "stage_events", "map_index": 2, "rendered_map_index": "2018-11-03"}
+    assert task_of_day(mapped, date(2018, 11, 3))
+    assert not task_of_day(mapped, date(2018, 11, 4))
+    assert task_of_day({"task_id": "dbt_sparkify.dbt_producer_watcher", "map_index": -1}, date(2018, 11, 4))
+    assert task_of_day(
+        {"task_id": "stage_events", "map_index": 0, "rendered_map_index": None}, date(2018, 11, 4)
+    )

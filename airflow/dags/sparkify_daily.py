@@ -1,22 +1,26 @@
 """
 ### Sparkify daily: raw logs to a star schema
 
-One run per day of logs. For the run's day (`ds`):
+A run covers the days of its data interval: one day on the `@daily` schedule and in Airflow's own backfill
+(the day of `ds`), any range when created with a wider interval (`make backfill DAYS_PER_RUN=N`).
 
-1. **stage_events** replaces that day's rows of `staging_events` with `log_data/YYYY/MM/{ds}-events.json`;
+0. **days** lists the run's days.
+1. **stage_events** replaces each day's rows of `staging_events` with `log_data/YYYY/MM/YYYY-MM-DD-events.json`,
+   one mapped task instance per day (named by its day: a bad or missing file fails that day alone);
    **stage_songs** refreshes `staging_songs` from `song_data/`, each as the configured warehouse stages data
    (on Redshift: COPY from S3 with the provider's `S3ToRedshiftOperator`; elsewhere its own bulk loader).
 2. **dbt_sparkify** (Cosmos) checks each source's freshness, then builds each dbt model, followed by that
    model's tests: `stg_sparkify__events`, `stg_sparkify__songs` → `dim_users`, `dim_user_levels`,
-   `dim_songs`, `dim_artists`, `fct_songplays` (the day deleted and re-inserted) → `dim_time`, then the monitoring
+   `dim_songs`, `dim_artists`, `fct_songplays` (the run's days deleted and re-inserted) → `dim_time`, then the monitoring
    marts `fct_daily_volumes` → `fct_daily_anomalies` (its test warns on a flagged day, never fails). One
    `dbt build` (**dbt_producer_watcher**) does the work; every model, model's tests and source has its own
    task with that node's result (a retried one runs its node itself; a cleared run builds again). A failing test stops what
-   depends on it; the day's songplays are reconciled with its events.
-3. **summary** logs the rows staged and quarantined for the day, the rows of every staging and mart table, the
+   depends on it; each day's songplays are reconciled with its events.
+3. **summary** logs, for each of the run's days, the rows staged and quarantined, the rows of every staging and mart table, the
    run's dbt results (kept in `landing.dbt_results` by the project's on-run-end hooks) and the day's anomaly
-   flags (`analytics.fct_daily_anomalies`, warnings, not failures); records them in `landing.pipeline_audit`;
-   and emits one asset event per mart with the day, which `sparkify_listening_report` is scheduled on.
+   flags (`analytics.fct_daily_anomalies`, warnings, not failures); records them in `landing.pipeline_audit`
+   (a row per day and table); and emits one asset event per mart with the run's days, which
+   `sparkify_listening_report` is scheduled on.
 4. **docs** regenerates the dbt docs (lineage, every model and column) when the project or the warehouse's
    columns changed, served under *Browse → dbt docs*.
 
@@ -30,13 +34,15 @@ environment; see the project README and docs/operations.md.
 
 from __future__ import annotations
 
-import pendulum
+from datetime import date
+
 from airflow.sdk import chain, dag, task
 
 from sparkify.alerts import on_failure
-from sparkify.assets import mart_assets
+from sparkify.assets import event_extra, mart_assets
 from sparkify.dbt import dbt_task_group
 from sparkify.dbt_run import generate_docs
+from sparkify.run_days import run_days
 from sparkify.settings import settings
 from sparkify.summary import log_counts
 from sparkify.warehouses import warehouse_for
@@ -60,20 +66,25 @@ MART_ASSETS = mart_assets(SETTINGS)
 def sparkify_daily() -> None:
     # One asset event per mart once the day is built and checked, the day in its extra: what downstream DAGs
     # (sparkify_listening_report) are scheduled on. Cosmos' own per-task assets stay off (docs/performance.md).
+    @task
+    def days(data_interval_start=None, data_interval_end=None) -> list[str]:
+        return [day.isoformat() for day in run_days(data_interval_start, data_interval_end)]
+
     @task(outlets=list(MART_ASSETS.values()))
-    def summary(ds: str | None = None, run_id: str | None = None, outlet_events=None) -> dict[str, int]:
-        counts = log_counts(SETTINGS, pendulum.Date.fromisoformat(ds), run_id)
+    def summary(days: list[str], run_id: str | None = None, outlet_events=None) -> dict[str, int]:
+        counts = log_counts(SETTINGS, [date.fromisoformat(day) for day in days], run_id)
         for asset in MART_ASSETS.values():
-            outlet_events[asset].extra = {"day": ds}
+            outlet_events[asset].extra = event_extra(days)
         return counts
 
     @task
     def docs() -> str:
         return str(generate_docs(SETTINGS, force=False))
 
-    staged = WAREHOUSE.staging_tasks()  # stage_events (the run's day) and stage_songs
+    run = days()
+    staged = WAREHOUSE.staging_tasks(run)  # stage_events (each of the run's days) and stage_songs
     dbt_sparkify = dbt_task_group(SETTINGS)
-    chain(staged, dbt_sparkify, summary(), docs())
+    chain(staged, dbt_sparkify, summary(run), docs())
 
 
 sparkify_daily()

@@ -1,13 +1,13 @@
-{#- What a run's day can change, from int_event_versions (`versions`): every version ever staged of the day's
+{#- What a run's days can change, from int_event_versions (`versions`): every version ever staged of the days'
     events. An incremental model recomputes exactly these keys; the rest of history is not read. -#}
 
-{#- The events (session_id, item_in_session) the run's day has or ever had. -#}
+{#- The events (session_id, item_in_session) the run's days have or ever had. -#}
 {% macro changed_event_keys(versions) -%}
     select distinct
         session_id,
         item_in_session
     from {{ versions }}
-    where log_date = {{ run_date_literal() }}
+    where {{ run_date_filter('log_date') }}
 {%- endmacro %}
 
 {#- Every version, on any day, of the events the run's day has or ever had: their users and times, old and new. -#}
@@ -74,10 +74,10 @@
     {{ return(indexes if target.type == 'postgres' else []) }}
 {%- endmacro %}
 
-{#- The days whose counts the run's day can change: the run's day, and every day any version of its events was
-    logged on (a late event moves a play between days). -#}
+{#- The days whose counts the run's days can change: the run's days, and every day any version of their events
+    was logged on (a late event moves a play between days). -#}
 {% macro changed_days(versions) -%}
-    select {{ run_date_literal() }} as log_date
+    {{ run_days_relation() }}
     union
     select all_versions.log_date
     from {{ versions }} as all_versions

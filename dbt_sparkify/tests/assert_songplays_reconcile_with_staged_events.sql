@@ -1,5 +1,5 @@
--- For the run's day (every staged day when run_date is unset) the songplays equal the distinct NextSong
--- events whose first occurrence is that day. Over all of history (run_date unset), no songplay comes from a
+-- For each of the run's days (every staged day when run_date is unset) the songplays equal the distinct
+-- NextSong events whose first occurrence is that day. Over all of history (run_date unset), no songplay comes from a
 -- day that is not staged either. Returns the disagreeing days.
 with
 

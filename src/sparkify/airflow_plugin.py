@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import date
+from datetime import date, datetime
 from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from sparkify.health import DAG_ID, DAYS_SHOWN, HEALTH_PATH, HEALTH_PREFIX, HEALTH_ROUTE
+from sparkify.run_days import IntervalError, run_days
 from sparkify.task_errors import first_error_line, task_log_path
 
 DOCS_PREFIX = "/cosmos/"
@@ -108,6 +109,33 @@ def _base_path() -> str:
     return urlsplit(conf.get("api", "base_url", fallback="") or "").path.rstrip("/")
 
 
+def task_of_day(task: dict[str, Any], day: date) -> bool:
+    """Whether a failed task instance belongs to ``day``: a task of the whole run, or the day's mapped one."""
+    mapped = task.get("map_index")
+    return mapped is None or mapped < 0 or task.get("rendered_map_index") in (None, day.isoformat())
+
+
+def runs_by_day(dag_runs: list[dict[str, Any]]) -> dict[date, dict[str, Any]]:
+    """Each day's latest run (by when it was queued): a run of several days counts for each of its days."""
+    runs: dict[date, dict[str, Any]] = {}
+    for run in sorted(
+        dag_runs, key=lambda run: run.get("queued_at") or run.get("run_after") or "", reverse=True
+    ):
+        start, end = run.get("data_interval_start"), run.get("data_interval_end")
+        first = date.fromisoformat((run.get("logical_date") or run["run_after"])[:10])
+        try:
+            days = (
+                run_days(datetime.fromisoformat(start), datetime.fromisoformat(end))
+                if start and end
+                else [first]
+            )
+        except IntervalError:  # such a run fails at its first task: shown on its logical date
+            days = [first]
+        for day in days:
+            runs.setdefault(day, run)
+    return runs
+
+
 async def _airflow_runs(request: Request) -> dict[date, dict[str, Any]]:
     """Each day's latest run of the daily DAG and its failed tasks, each with the first line of its error, from
     Airflow's REST API as the viewer (the viewer's own token, so the auth manager decides what they may see)."""
@@ -117,11 +145,8 @@ async def _airflow_runs(request: Request) -> dict[date, dict[str, Any]]:
     async with httpx.AsyncClient(headers=headers, timeout=30, trust_env=False) as client:
         response = await client.get(root, params={"order_by": "-logical_date", "limit": DAYS_SHOWN * 2})
         response.raise_for_status()
-        runs: dict[date, dict[str, Any]] = {}
-        for run in response.json()["dag_runs"]:
-            day = date.fromisoformat((run.get("logical_date") or run["run_after"])[:10])
-            runs.setdefault(day, run)
-        for run in runs.values():
+        runs = runs_by_day(response.json()["dag_runs"])
+        for run in {run["dag_run_id"]: run for run in runs.values()}.values():
             run["failed_tasks"] = []
             if run["state"] == "failed":
                 run_path = f"{root}/{quote(run['dag_run_id'], safe='')}"
@@ -153,7 +178,10 @@ def _days(runs: dict[date, dict[str, Any]]) -> list[Any]:
 
     days = warehouse_days(settings(), runs)
     for day in days:
-        day.failed_tasks = (day.run or {}).get("failed_tasks", [])
+        # A day's own mapped instance (staging of that day) or a task of the whole run.
+        day.failed_tasks = [
+            task for task in (day.run or {}).get("failed_tasks", []) if task_of_day(task, day.day)
+        ]
     return days
 
 

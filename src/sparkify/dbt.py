@@ -9,7 +9,8 @@ from cosmos import DbtTaskGroup, ExecutionConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, SourceRenderingBehavior, TestBehavior
 
 from sparkify import tuning
-from sparkify.dbt_run import RUN_DATE_ENV, RUN_ID_ENV, dag_dbt_env
+from sparkify.dbt_run import RUN_DATE_ENV, RUN_END_DATE_ENV, RUN_ID_ENV, dag_dbt_env
+from sparkify.run_days import FIRST_DAY_TEMPLATE, LAST_DAY_TEMPLATE
 from sparkify.settings import Settings
 from sparkify.warehouses import warehouse_for
 
@@ -44,9 +45,14 @@ def task_group_args(settings: Settings) -> dict[str, Any]:
         dbt_project_path=settings.dbt_project_dir,
         manifest_path=manifest,
         install_dbt_deps=False,
-        # Each run processes the day of its logical date, passed in the environment (not --vars, which makes
-        # dbt parse the whole project again whenever the day changes).
-        env_vars={**dag_dbt_env(settings), RUN_DATE_ENV: "{{ ds }}", RUN_ID_ENV: "{{ run_id }}"},
+        # Each run processes the days of its data interval, passed in the environment (not --vars, which makes
+        # dbt parse the whole project again whenever the days change).
+        env_vars={
+            **dag_dbt_env(settings),
+            RUN_DATE_ENV: FIRST_DAY_TEMPLATE,
+            RUN_END_DATE_ENV: LAST_DAY_TEMPLATE,
+            RUN_ID_ENV: "{{ run_id }}",
+        },
     )
     tuning.local_manifest(project_config, manifest, settings)
     warehouse = warehouse_for(settings)

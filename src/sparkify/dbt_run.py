@@ -11,18 +11,20 @@ from typing import Any
 from sparkify.settings import Settings
 from sparkify.warehouses import warehouse_for
 
+# The run's first and last day (macros/run_date.sql).
 RUN_DATE_ENV = "SPARKIFY_RUN_DATE"
+RUN_END_DATE_ENV = "SPARKIFY_RUN_END_DATE"
 # The Airflow run a dbt command belongs to: its results are kept under it (macros/record_dbt_results.sql).
 RUN_ID_ENV = "SPARKIFY_RUN_ID"
 # Read only at execution: a value that changes every run must not make dbt parse the project again.
-EXECUTION_ENV = (RUN_DATE_ENV, RUN_ID_ENV)
+EXECUTION_ENV = (RUN_DATE_ENV, RUN_END_DATE_ENV, RUN_ID_ENV)
 # The DAG's dbt commands leave out the unit tests: they check the models' SQL on fixed inputs, not the day's data,
 # so a daily run learns nothing from them (dbt's advice for production runs); `make test` runs them.
 DAG_DBT_FLAGS = {"DBT_EXCLUDE_RESOURCE_TYPES": "unit_test"}
 
 
 def dag_dbt_env(settings: Settings) -> dict[str, str]:
-    """The environment of the DAG's dbt commands (the run's day aside)."""
+    """The environment of the DAG's dbt commands (the run's days aside)."""
     return {**settings.dbt_env(), **DAG_DBT_FLAGS}
 
 

@@ -18,10 +18,12 @@ from typing import Any
 from urllib.parse import quote
 
 from sparkify.settings import Settings
+from sparkify.staging.schema import AUDIT
 from sparkify.summary import MART_SCHEMA, RESULTS_TABLE, sql_literal
 from sparkify.warehouses import QueryError, warehouse_for
 
 DAG_ID = "sparkify_daily"
+AUDIT_TABLE = AUDIT.name
 # Where the plugin serves the view, and its page in the Airflow UI (/plugin/<route>, under Browse).
 HEALTH_PREFIX = "/sparkify"
 HEALTH_PATH = f"{HEALTH_PREFIX}/health"
@@ -93,33 +95,50 @@ def warehouse_days(settings: Settings, runs: dict[date, dict[str, Any]], days: i
     for row in _rows(settings, f"select * from {MART_SCHEMA}.fct_daily_anomalies where log_date >= {first}"):
         if row["log_date"] in by_day:
             by_day[row["log_date"]].metrics[row["metric"]] = row
+    # The runs' dbt results: a run of several days is kept under its first day, which may be before the days shown.
+    run_ids = sorted({run["dag_run_id"] for run in runs.values() if run.get("dag_run_id")})
+    by_run_id = f" or run_id in ({', '.join(map(sql_literal, run_ids))})" if run_ids else ""
     results = _rows(
         settings,
         "select run_id, run_date, resource_type, node_name, status, failures, message, compiled_sql, recorded_at "
-        f"from {settings.raw_schema}.{RESULTS_TABLE} where run_date >= {first}",
+        f"from {settings.raw_schema}.{RESULTS_TABLE} where run_date >= {first}{by_run_id}",
     )
+    # A day without a known Airflow run shows the run recorded last for it: in the audit table (a row per day
+    # of a run), else by the first day its results are kept under.
     latest: dict[date, tuple[Any, str]] = {}
+    recorded = [(row["run_date"], row["recorded_at"], row["run_id"]) for row in results]
+    recorded += [(row["log_date"], row["recorded_at"], row["run_id"]) for row in audit_rows(settings, first)]
+    for day, recorded_at, run_id in recorded:
+        if day not in latest or (recorded_at, run_id) > latest[day]:
+            latest[day] = (recorded_at, run_id)
+    by_run: dict[str, list[dict[str, Any]]] = {}
     for row in results:
-        key = (row["recorded_at"], row["run_id"])
-        if row["run_date"] not in latest or key > latest[row["run_date"]]:
-            latest[row["run_date"]] = key
-    for row in results:
-        day = by_day.get(row["run_date"])
-        if day is None:
-            continue
+        by_run.setdefault(row["run_id"], []).append(row)
+    for day in by_day.values():
         # The day's Airflow run, else the run recorded last.
         wanted = (day.run or {}).get("dag_run_id") or latest.get(day.day, (None, None))[1]
-        if row["run_id"] != wanted:
-            continue
-        if row["resource_type"] == "test":
-            day.tests[row["status"]] = day.tests.get(row["status"], 0) + 1
-            if row["status"] in PROBLEM_STATUSES:
-                day.problems.append(row)
-        elif row["resource_type"] == "model" and row["status"] not in ("success", "skipped"):
-            day.models_failed += 1
-        elif row["resource_type"] == "model" and row["node_name"] == "fct_daily_volumes":
-            day.volumes_built = row["status"] == "success"
+        for row in by_run.get(wanted, []):
+            if row["resource_type"] == "test":
+                day.tests[row["status"]] = day.tests.get(row["status"], 0) + 1
+                if row["status"] in PROBLEM_STATUSES:
+                    day.problems.append(row)
+            elif row["resource_type"] == "model" and row["status"] not in ("success", "skipped"):
+                day.models_failed += 1
+            elif row["resource_type"] == "model" and row["node_name"] == "fct_daily_volumes":
+                day.volumes_built = row["status"] == "success"
     return list(by_day.values())
+
+
+def audit_rows(settings: Settings, first: str) -> list[dict[str, Any]]:
+    """Which run recorded each day, from ``first`` (a SQL date literal) on: none before the first summary."""
+    try:
+        return _rows(
+            settings,
+            f"select distinct run_id, log_date, recorded_at from {settings.raw_schema}.{AUDIT_TABLE} "
+            f"where log_date >= {first}",
+        )
+    except QueryError:
+        return []
 
 
 def failing_rows(

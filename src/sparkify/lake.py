@@ -17,8 +17,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-# The day's event log, as an Airflow template: the one definition every warehouse's staging task renders.
-LOG_KEY_TEMPLATE = "log_data/{{ logical_date.strftime('%Y/%m') }}/{{ ds }}-events.json"
 SONG_KEY = re.compile(r"song_data/[^/]+/[^/]+/[^/]+/[^/]+\.json")
 _DOWNLOAD_THREADS = 16
 # A key that climbs out of its folder (``..``), names the folder itself (``.``), is absolute, or holds a glob or

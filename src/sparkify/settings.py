@@ -67,6 +67,12 @@ def _count(text: str, what: str) -> int:
     return int(text)
 
 
+def _positive(text: str, what: str) -> int:
+    if not re.fullmatch(r"[0-9]+", text.strip()) or int(text) < 1:
+        raise ValueError(f"{what} must be a whole number, 1 or more, got {text!r}")
+    return int(text)
+
+
 @dataclass(frozen=True)
 class PostgresSettings:
     """The PostgreSQL warehouse, from the same SPARKIFY_PG_* variables that profiles.yml reads."""
@@ -104,6 +110,9 @@ class Settings:
     retries: int
     retry_delay: timedelta
     max_active_runs: int
+    # How many days of a multi-day run load at once, on a warehouse that takes several writers (PostgreSQL,
+    # Redshift); DuckDB loads one at a time (its one writer).
+    staging_parallelism: int = 4
     # A load fails when more of its records (lines of a day, song files) are quarantined than the larger of
     # these two: a count, and a share of its records (``rules.Allowance``).
     max_bad_records: int = 10
@@ -227,6 +236,9 @@ def from_env(environ: os._Environ[str] | dict[str, str] | None = None) -> Settin
         retries=int(env.get("SPARKIFY_RETRIES", "2")),
         retry_delay=timedelta(seconds=float(env.get("SPARKIFY_RETRY_DELAY_SECONDS", "300"))),
         max_active_runs=int(env.get("SPARKIFY_MAX_ACTIVE_RUNS", "1")),
+        staging_parallelism=_positive(
+            env.get("SPARKIFY_STAGING_PARALLELISM", "4"), "SPARKIFY_STAGING_PARALLELISM"
+        ),
         max_bad_records=_count(env.get("SPARKIFY_MAX_BAD_RECORDS", "10"), "SPARKIFY_MAX_BAD_RECORDS"),
         max_bad_ratio=_ratio(env.get("SPARKIFY_MAX_BAD_RATIO", "0.01"), "SPARKIFY_MAX_BAD_RATIO"),
         dbt_execution=_choice(

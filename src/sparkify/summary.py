@@ -1,4 +1,4 @@
-"""Row counts of a run: what was staged for the day, what the marts hold."""
+"""Row counts of a run: what was staged for each of its days, what the marts hold."""
 
 from __future__ import annotations
 
@@ -15,30 +15,17 @@ MART_SCHEMA = "analytics"
 MARTS = ("fct_songplays", "dim_users", "dim_user_levels", "dim_songs", "dim_artists", "dim_time")
 
 
-def table_counts(settings: Settings, day: date | None = None) -> dict[str, int]:
-    """Rows per staging and mart table; with ``day``, also the day's staged events and songplays."""
+DAY_COUNTS = ("day.staged_events", "day.staged_nextsong", "day.songplays", "day.quarantined_lines")
+
+
+def table_counts(settings: Settings) -> dict[str, int]:
+    """Rows per staging and mart table, and the quarantine's."""
     quarantine = f"{settings.raw_schema}.{schema.QUARANTINE.name}"
     queries = {
         f"{settings.raw_schema}.{schema.EVENTS.name}": f"select count(*) from {settings.raw_schema}.{schema.EVENTS.name}",
         f"{settings.raw_schema}.{schema.SONGS.name}": f"select count(*) from {settings.raw_schema}.{schema.SONGS.name}",
     }
     queries |= {f"{MART_SCHEMA}.{mart}": f"select count(*) from {MART_SCHEMA}.{mart}" for mart in MARTS}
-    if day is not None:
-        iso = day.isoformat()
-        queries["day.staged_events"] = (
-            f"select count(*) from {settings.raw_schema}.{schema.EVENTS.name} where log_date = date '{iso}'"
-        )
-        # Distinct events: a line logged twice is one play.
-        queries["day.staged_nextsong"] = (
-            f"select count(*) from (select distinct sessionid, iteminsession from "
-            f"{settings.raw_schema}.{schema.EVENTS.name} where log_date = date '{iso}' and page = 'NextSong') as plays"
-        )
-        queries["day.songplays"] = (
-            f"select count(*) from {MART_SCHEMA}.fct_songplays where log_date = date '{iso}'"
-        )
-        queries["day.quarantined_lines"] = (
-            f"select count(*) from {quarantine} where source_table = '{schema.EVENTS.name}' and log_date = date '{iso}'"
-        )
     queries[quarantine] = f"select count(*) from {quarantine}"
     queries["quarantined_song_files"] = (
         f"select count(*) from {quarantine} where source_table = '{schema.SONGS.name}'"
@@ -51,11 +38,40 @@ def table_counts(settings: Settings, day: date | None = None) -> dict[str, int]:
     return counts
 
 
+def day_counts(settings: Settings, days: list[date]) -> dict[date, dict[str, int]]:
+    """For each day: its staged events, distinct NextSong events, songplays and quarantined lines (one query
+    each, grouped by day, however many days the run has)."""
+    events = f"{settings.raw_schema}.{schema.EVENTS.name}"
+    quarantine = f"{settings.raw_schema}.{schema.QUARANTINE.name}"
+    in_days = f"log_date between {sql_literal(min(days))} and {sql_literal(max(days))}"
+    queries = {
+        "day.staged_events": f"select log_date, count(*) from {events} where {in_days} group by log_date",
+        # Distinct events: a line logged twice is one play.
+        "day.staged_nextsong": (
+            f"select log_date, count(*) from (select distinct log_date, sessionid, iteminsession from {events} "
+            f"where {in_days} and page = 'NextSong') as plays group by log_date"
+        ),
+        "day.songplays": f"select log_date, count(*) from {MART_SCHEMA}.fct_songplays where {in_days} group by log_date",
+        "day.quarantined_lines": (
+            f"select log_date, count(*) from {quarantine} where source_table = '{schema.EVENTS.name}' "
+            f"and {in_days} group by log_date"
+        ),
+    }
+    counts = {day: dict.fromkeys(DAY_COUNTS, 0) for day in days}
+    with warehouse_for(settings).cursor() as cur:
+        for name, sql in queries.items():
+            cur.execute(sql)
+            for log_date, rows in cur.fetchall():
+                if log_date in counts:
+                    counts[log_date][name] = rows
+    return counts
+
+
 def audit_rows(
     settings: Settings, counts: dict[str, int], run_id: str, day: date, tests_passed: int
 ) -> list[tuple[object, ...]]:
-    """The run's audit rows, one per table: (run_id, log_date, table_name, rows_for_day, rows_quarantined,
-    rows_total, dbt_tests_passed)."""
+    """A day's audit rows, one per table: (run_id, log_date, table_name, rows_for_day, rows_quarantined,
+    rows_total, dbt_tests_passed); ``counts``: the tables' counts and the day's."""
     events = f"{settings.raw_schema}.{schema.EVENTS.name}"
     songs = f"{settings.raw_schema}.{schema.SONGS.name}"
     for_day = {
@@ -136,48 +152,69 @@ def dbt_outcomes(settings: Settings, run_id: str) -> dict[str, int]:
         return {f"{kind}.{status}": count for kind, status, count in cur.fetchall()}
 
 
-def flagged_metrics(settings: Settings, day: date) -> list[str]:
-    """The day's metrics outside their band (``fct_daily_anomalies``)."""
+def flagged_metrics(settings: Settings, days: list[date]) -> dict[date, list[str]]:
+    """Each day's metrics outside their band (``fct_daily_anomalies``), for the days that have any."""
+    flagged: dict[date, list[str]] = {}
     with warehouse_for(settings).cursor() as cur:
         cur.execute(
-            f"select metric from {ANOMALIES_TABLE} where log_date = {sql_literal(day)} and is_anomaly order by metric"
+            f"select log_date, metric from {ANOMALIES_TABLE} where log_date between {sql_literal(min(days))} "
+            f"and {sql_literal(max(days))} and is_anomaly order by log_date, metric"
         )
-        return [metric for (metric,) in cur.fetchall()]
+        for log_date, metric in cur.fetchall():
+            if log_date in days:
+                flagged.setdefault(log_date, []).append(metric)
+    return flagged
 
 
-def log_counts(settings: Settings, day: date, run_id: str | None = None) -> dict[str, int]:
-    """Log the run's counts, one line per table, and its dbt outcomes; record them in the audit table (with
-    ``run_id``), and return them (the summary task's XCom)."""
-    counts = table_counts(settings, day)
+def log_counts(settings: Settings, days: list[date], run_id: str | None = None) -> dict[str, int]:
+    """Log the run's counts, one line per table, each of its days' counts, and its dbt outcomes; record them in
+    the audit table (a row per day and table, with ``run_id``), and return them (the summary task's XCom): the
+    tables' rows, the run's dbt outcomes, and the ``day.*`` counts summed over the run's days (with ``days``,
+    how many)."""
+    totals = table_counts(settings)
     if run_id is not None:
-        counts |= {f"dbt.{key}": value for key, value in dbt_outcomes(settings, run_id).items()}
-    tests_passed = counts.get("dbt.test.pass", 0)
+        totals |= {f"dbt.{key}": value for key, value in dbt_outcomes(settings, run_id).items()}
+    tests_passed = totals.get("dbt.test.pass", 0)
+    per_day = day_counts(settings, days)
+    counts = {**totals, **{name: sum(day[name] for day in per_day.values()) for name in DAY_COUNTS}}
     width = max(len(name) for name in counts)
-    for name, rows in counts.items():
+    for name, rows in totals.items():
         log.info("%s %12d", name.ljust(width), rows)
-    if run_id is not None:
-        record_audit(settings, audit_rows(settings, counts, run_id, day, tests_passed))
+    for day, values in per_day.items():
         log.info(
-            "recorded in %s.%s: run %s, %d dbt tests passed",
+            "%s %s", day, "  ".join(f"{name.removeprefix('day.')} {rows}" for name, rows in values.items())
+        )
+    if run_id is not None:
+        rows = [
+            row
+            for day in days
+            for row in audit_rows(settings, totals | per_day[day], run_id, day, tests_passed)
+        ]
+        record_audit(settings, rows)
+        log.info(
+            "recorded in %s.%s: run %s, %d day(s), %d dbt tests passed",
             settings.raw_schema,
             schema.AUDIT.name,
             run_id,
+            len(days),
             tests_passed,
         )
         if not tests_passed:
             log.warning("no dbt test result of run %s in %s.%s", run_id, settings.raw_schema, RESULTS_TABLE)
-    flagged = flagged_metrics(settings, day)
-    counts["day.anomalies"] = len(flagged)
-    if flagged:
+    flagged = flagged_metrics(settings, days)
+    counts["day.anomalies"] = sum(len(metrics) for metrics in flagged.values())
+    counts["days"] = len(days)
+    for day, metrics in flagged.items():
         # A flagged day is reported, not failed: the dbt test of the flags warns.
-        log.warning("day %s: anomaly flagged for %s (analytics.fct_daily_anomalies)", day, ", ".join(flagged))
-    if counts["day.staged_nextsong"] != counts["day.songplays"]:
-        log.warning(
-            "day %s: %d NextSong events staged but %d songplays loaded",
-            day,
-            counts["day.staged_nextsong"],
-            counts["day.songplays"],
-        )
+        log.warning("day %s: anomaly flagged for %s (analytics.fct_daily_anomalies)", day, ", ".join(metrics))
+    for day, values in per_day.items():
+        if values["day.staged_nextsong"] != values["day.songplays"]:
+            log.warning(
+                "day %s: %d NextSong events staged but %d songplays loaded",
+                day,
+                values["day.staged_nextsong"],
+                values["day.songplays"],
+            )
     return counts
 
 

@@ -50,19 +50,18 @@ def rendered_copy(task) -> str:
     )
 
 
+def day_stage(dag, day: str = DAY):
+    """The run's ``stage_events`` instance for ``day``, as a worker creates it from the mapped task."""
+    return dag.get_task("stage_events").unmap({"day": day})
+
+
 def test_staging_tasks_on_redshift(dag):
-    assert {
-        "stage_events.prepare",
-        "stage_events.copy",
-        "stage_events.publish",
-        "stage_songs.copy",
-        "stage_songs.publish",
-    } <= set(dag.task_ids)
-    assert dag.get_task("stage_events.copy").upstream_task_ids == {"stage_events.prepare"}
-    assert dag.get_task("stage_events.publish").upstream_task_ids == {"stage_events.copy"}
-    assert dag.get_task("stage_songs.copy").upstream_task_ids == {"stage_events.prepare"}
+    assert {"prepare", "stage_events", "stage_songs.copy", "stage_songs.publish"} <= set(dag.task_ids)
+    assert dag.get_task("stage_events").upstream_task_ids == {"prepare", "days"}
+    assert dag.get_task("stage_events").map_index_template == "{{ day }}"
+    assert dag.get_task("stage_songs.copy").upstream_task_ids == {"prepare"}
     assert dag.get_task("stage_songs.publish").upstream_task_ids == {"stage_songs.copy"}
-    for task_id in ("stage_events.publish", "stage_songs.publish"):
+    for task_id in ("stage_events", "stage_songs.publish"):
         assert dag.get_task(task_id).downstream_task_ids == {
             "dbt_sparkify.sparkify_staging_events_source",
             "dbt_sparkify.sparkify_staging_songs_source",
@@ -75,10 +74,10 @@ def test_staging_tasks_on_redshift(dag):
 
 
 def test_events_copy_for_a_day(dag):
-    task = dag.get_task("stage_events.copy")
+    task = day_stage(dag)
     from airflow.providers.amazon.aws.transfers.s3_to_redshift import S3ToRedshiftOperator
 
-    assert isinstance(task, S3ToRedshiftOperator) and type(task).__name__ == "DayLogCopy"
+    assert isinstance(task, S3ToRedshiftOperator) and type(task).__name__ == "DayLogStage"
     assert task.method == "APPEND"
     assert (task.redshift_conn_id, task.aws_conn_id) == ("redshift_default", "aws_default")
     sql = rendered_copy(task)
@@ -133,8 +132,24 @@ def test_values_written_into_the_copy_are_validated(variable, value):
         redshift.copy_options(settings, redshift.jsonpaths_uri(settings))
 
 
-def test_prepare_creates_every_landing_table_and_the_runs_load_tables(dag):
-    prepare = dag.get_task("stage_events.prepare")
+def test_each_day_has_its_own_load_table_and_publishes_it():
+    values = {
+        "raw_schema": "landing",
+        "lake": LAKE,
+        "day": DAY,
+        "day_nodash": "20181105",
+        "log_key": "k.json",
+    }
+    created = " ".join(redshift.render_sql("create_day_load_table.sql", **values).split())
+    assert "create table landing.staging_events_20181105 (like landing.staging_events)" in created
+    published = " ".join(redshift.render_sql("publish_events_day.sql", **values).split())
+    assert "delete from landing.staging_events where log_date = '2018-11-05';" in published
+    assert f"'{LAKE}/k.json' as source_file" in published
+    assert published.endswith("drop table landing.staging_events_20181105;")
+
+
+def test_prepare_creates_every_landing_table_and_the_runs_load_table(dag):
+    prepare = dag.get_task("prepare")
     ctx = {**context(), "params": prepare.params}
     created = " ".join(prepare.render_template(prepare.sql, ctx).split())
     assert "create schema if not exists landing;" in created
@@ -142,7 +157,7 @@ def test_prepare_creates_every_landing_table_and_the_runs_load_tables(dag):
     assert "distkey (sessionid) sortkey (log_date, ts)" in created
     assert "diststyle all sortkey (song_id)" in created
     assert "create table if not exists landing.staging_quarantine (" in created
-    assert "create table landing.staging_events_20181105 (like landing.staging_events)" in created
+    assert "staging_events_20181105" not in created
     assert "create table landing.staging_songs_20181105 (like landing.staging_songs)" in created
 
 
@@ -158,4 +173,4 @@ def test_the_shipped_jsonpaths_and_ddl_follow_the_landing_schema():
 def test_a_local_lake_is_refused_on_redshift(tmp_path):
     settings = settings_module.from_env({"SPARKIFY_WAREHOUSE": "redshift", "SPARKIFY_LAKE": str(tmp_path)})
     with pytest.raises(ValueError, match="s3://bucket/prefix"):
-        redshift.staging_tasks(settings)
+        redshift.staging_tasks(settings, [DAY])

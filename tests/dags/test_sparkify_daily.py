@@ -1,4 +1,4 @@
-"""The shape of sparkify_daily: exact tasks and edges, schedule, DuckDB writers serialized, the day's key."""
+"""The shape of sparkify_daily: exact tasks and edges, schedule, DuckDB writers serialized, the run's days."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from cosmos.operators._watcher.base import BaseConsumerSensor
 
 from sparkify import settings as settings_module
-from sparkify.lake import LOG_KEY_TEMPLATE, Lake
+from sparkify.run_days import FIRST_DAY_TEMPLATE, LAST_DAY_TEMPLATE, IntervalError, interval, run_days
 from sparkify.tuning.watcher import DbtBuildProducer, DbtRunSensor, DbtSourceSensor, DbtTestSensor
 from tests.conftest import REPO
 from tests.dags.conftest import parse
@@ -53,7 +53,7 @@ def test_exact_task_ids(local_dag):
     detached = relationship_tests()
     assert len(detached) == 8
     assert "dbt_sparkify.assert_songplays_reconcile_with_staged_events_test" in detached
-    expected = {"stage_events", "stage_songs", "summary", "docs", *SOURCES}
+    expected = {"days", "stage_events", "stage_songs", "summary", "docs", *SOURCES}
     expected |= {f"dbt_sparkify.{model}.{kind}" for model in MODELS for kind in ("run", "test")}
     assert set(dag.task_ids) == expected | detached
 
@@ -102,7 +102,8 @@ def test_edges(local_dag):
     assert "dbt_sparkify.fct_songplays.run" in down("dbt_sparkify.stg_sparkify__songs.test")
     # The summary follows the last tests: those between two models, and the anomaly flags' (which warn).
     assert dag.get_task("summary").upstream_task_ids == relationship_tests() | {
-        "dbt_sparkify.fct_daily_anomalies.test"
+        "dbt_sparkify.fct_daily_anomalies.test",
+        "days",
     }
     assert down("summary") == {"docs"}
     assert down("docs") == set()
@@ -110,7 +111,7 @@ def test_edges(local_dag):
     for task in dag.tasks:
         upstream = {t.task_id for t in task.get_flat_relatives(upstream=True)}
         downstream = {t.task_id for t in task.get_flat_relatives(upstream=False)}
-        if task.task_id not in {"stage_events", "stage_songs"}:
+        if task.task_id not in {"days", "stage_events", "stage_songs"}:
             assert {"stage_events", "stage_songs"} <= upstream
         if task.task_id not in {"summary", "docs"}:
             assert {"summary", "docs"} <= downstream
@@ -134,14 +135,29 @@ def test_schedule_and_run_settings(dag):
         assert task.on_failure_callback, task.task_id
 
 
-def test_dbt_tasks_run_the_day_of_the_logical_date(dag):
+def test_dbt_tasks_run_the_days_of_the_data_interval(dag):
     # (A watcher sensor keeps the arguments of the LOCAL task it replaces: it runs them when retried.)
     task = dag.get_task("dbt_sparkify.fct_songplays.run")
     assert not task.vars, "--vars would make dbt parse the project again at every new day"
-    assert task.env["SPARKIFY_RUN_DATE"] == "{{ ds }}"
-    rendered = task.render_template(task.env, {"ds": "2018-11-07", "run_id": "scheduled__2018-11-07"})
+    assert (task.env["SPARKIFY_RUN_DATE"], task.env["SPARKIFY_RUN_END_DATE"]) == (
+        FIRST_DAY_TEMPLATE,
+        LAST_DAY_TEMPLATE,
+    )
+    day = pendulum.parse("2018-11-07")
+    context = {
+        "data_interval_start": day,
+        "data_interval_end": day,
+        "macros": {"timedelta": timedelta},
+        "run_id": "scheduled__2018-11-07",
+    }
+    rendered = task.render_template(task.env, context)
     # The day, and the run its results are kept under (landing.dbt_results).
-    assert (rendered["SPARKIFY_RUN_DATE"], rendered["SPARKIFY_RUN_ID"]) == (
+    assert (
+        rendered["SPARKIFY_RUN_DATE"],
+        rendered["SPARKIFY_RUN_END_DATE"],
+        rendered["SPARKIFY_RUN_ID"],
+    ) == (
+        "2018-11-07",
         "2018-11-07",
         "scheduled__2018-11-07",
     )
@@ -152,14 +168,49 @@ def test_dbt_tasks_run_the_day_of_the_logical_date(dag):
     assert all(t.emit_datasets is False for t in dbt_tasks)
 
 
-@pytest.mark.parametrize("day", ["2018-11-01", "2018-11-30", "2019-02-03"])
-def test_the_day_file_renders_from_the_logical_date(dag, day):
+def test_stage_events_is_mapped_over_the_runs_days(dag):
     task = dag.get_task("stage_events")
-    assert task.op_kwargs == {"log_key": LOG_KEY_TEMPLATE}
-    logical_date = pendulum.parse(day)
-    rendered = task.render_template(task.op_kwargs, {"ds": day, "logical_date": logical_date})
-    assert rendered == {"log_key": Lake.log_key(logical_date.date())}
-    assert rendered["log_key"] == f"log_data/{day[:4]}/{day[5:7]}/{day}-events.json"
+    assert task.upstream_task_ids == {"days"}
+    assert task.map_index_template == "{{ day }}"
+    assert dag.get_task("summary").upstream_task_ids >= {"days"}
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "days"),
+    [
+        # The schedule and Airflow's own backfill: a point in time, the day of the logical date.
+        ("2018-11-05T00:00:00+00:00", "2018-11-05T00:00:00+00:00", ["2018-11-05"]),
+        # A manual run at any time of day.
+        ("2018-11-30T17:42:10+00:00", "2018-11-30T17:42:10+00:00", ["2018-11-30"]),
+        ("2018-11-01T00:00:00+00:00", "2018-11-02T00:00:00+00:00", ["2018-11-01"]),
+        (
+            "2018-12-30T00:00:00+00:00",
+            "2019-01-02T00:00:00+00:00",
+            ["2018-12-30", "2018-12-31", "2019-01-01"],
+        ),
+    ],
+)
+def test_dbt_reads_the_days_the_run_stages(dag, start, end, days):
+    """The first and last day dbt gets (rendered by Airflow) are the first and last day staged."""
+    start, end = pendulum.parse(start), pendulum.parse(end)
+    assert [day.isoformat() for day in run_days(start, end)] == days
+    context = {
+        "data_interval_start": start,
+        "data_interval_end": end,
+        "macros": {"timedelta": timedelta},
+        "run_id": "manual",
+    }
+    task = dag.get_task("dbt_sparkify.dbt_producer_watcher")
+    rendered = task.render_template(task.env, context)
+    assert [rendered["SPARKIFY_RUN_DATE"], rendered["SPARKIFY_RUN_END_DATE"]] == [days[0], days[-1]]
+
+
+def test_a_run_covers_whole_days():
+    with pytest.raises(IntervalError, match="must start and end at midnight UTC"):
+        run_days(pendulum.parse("2018-11-01T06:00:00+00:00"), pendulum.parse("2018-11-03T00:00:00+00:00"))
+    first, last = pendulum.date(2018, 11, 1), pendulum.date(2019, 10, 31)
+    days = run_days(*interval(first, last))
+    assert (days[0], days[-1], len(days)) == (first, last, 365)
 
 
 def test_watcher_mode_keeps_a_task_per_node_and_only_the_producer_writes(local_dag, dag):

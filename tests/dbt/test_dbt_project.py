@@ -244,7 +244,9 @@ def manifest_nodes() -> list[dict]:
 
 def test_summary_counts(warehouse):
     settings = from_env(warehouse["env"])
-    counts = summary.table_counts(settings, date(2018, 11, 2))
+    counts = (
+        summary.table_counts(settings) | summary.day_counts(settings, [date(2018, 11, 2)])[date(2018, 11, 2)]
+    )
     day_plays = {
         (e["sessionId"], e["itemInSession"])
         for e in read_events(warehouse["lake"])
@@ -277,10 +279,10 @@ def test_the_summary_records_each_run_in_the_audit_table(warehouse, tmp_path):
     # The run's tests, then two of them again in the same run (a retried task): replaced, not added.
     tested(run_id)
     tested(run_id, "--select", "fct_songplays,test_name:unique")
-    summary.log_counts(settings, day, run_id)
-    counts = summary.log_counts(settings, day, run_id)
+    summary.log_counts(settings, [day], run_id)
+    counts = summary.log_counts(settings, [day], run_id)
     tested("manual__2018-11-01", "--select", "dim_users")
-    summary.log_counts(settings, date(2018, 11, 1), "manual__2018-11-01")
+    summary.log_counts(settings, [date(2018, 11, 1)], "manual__2018-11-01")
     with duckdb.connect(str(copy), read_only=True) as con:
         rows = con.execute(
             "select table_name, rows_for_day, rows_quarantined, rows_total, dbt_tests_passed "
@@ -319,4 +321,19 @@ def test_the_summary_records_each_run_in_the_audit_table(warehouse, tmp_path):
         tests,
     )
     assert by_table["analytics.dim_users"] == (None, None, counts["analytics.dim_users"], tests)
-    assert len(by_table) == 8 and counts["day.staged_events"] > 0
+    assert len(by_table) == 8 and counts["day.staged_events"] > 0 and counts["days"] == 1
+
+    # A run over two days: a row per day and table, each day's own counts, the XCom's day counts their sum.
+    first = summary.log_counts(settings, [date(2018, 11, 1)], "manual__2018-11-01")
+    both = summary.log_counts(settings, [date(2018, 11, 1), day], "range__2018-11-01")
+    with duckdb.connect(str(copy), read_only=True) as con:
+        days = con.execute(
+            "select log_date, table_name, rows_for_day from landing.pipeline_audit "
+            "where run_id = 'range__2018-11-01' order by log_date, table_name"
+        ).fetchall()
+    assert len(days) == 16 and {row[0] for row in days} == {date(2018, 11, 1), day}
+    assert both["days"] == 2
+    for name in summary.DAY_COUNTS:
+        assert both[name] == first[name] + counts[name], name
+    staged = {row[0]: row[2] for row in days if row[1] == "landing.staging_events"}
+    assert staged == {date(2018, 11, 1): first["day.staged_events"], day: counts["day.staged_events"]}

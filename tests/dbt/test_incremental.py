@@ -183,3 +183,85 @@ def test_the_cases_happened(scenario):
         if user == cases["switcher"] and valid_from.date() in (D[7], D[8])
     ]
     assert switches == [D[7], D[8]], scenario["periods"]
+
+
+# A run over several days (a backfill with DAYS_PER_RUN=N): the same lake, loaded as ranges, out of order and
+# with the 4th corrected by a one-day run, ends with the marts a build of all of it gives.
+RANGES = [(1, 3), (5, 8), (4, 4), (2, 6)]
+
+
+@pytest.fixture(scope="module", params=["duckdb", "postgres"])
+def ranges(request, tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp(f"ranges-{request.param}")
+    lake, wrong_fourth, _ = make_lake(tmp_path)
+    corrected_fourth = (lake / Lake.log_key(D[4])).read_text()
+    extra = {}
+    if request.param == "postgres":
+        request.getfixturevalue("postgres_server")
+        database = f"sparkify_test_{uuid.uuid4().hex[:12]}"
+        request.addfinalizer(lambda: drop_database(database))
+        extra = {"SPARKIFY_WAREHOUSE": "postgres", "SPARKIFY_PG_DATABASE": database}
+    settings = new_warehouse(lake, tmp_path / "warehouse.duckdb", extra)
+    env = {
+        **os.environ,
+        "SPARKIFY_HOME": str(REPO),
+        "SPARKIFY_LAKE": str(lake),
+        "SPARKIFY_WAREHOUSE": settings.warehouse,
+        "SPARKIFY_DUCKDB_PATH": str(settings.duckdb_path),
+        "SPARKIFY_PG_DATABASE": settings.postgres.database,
+        "DBT_EXCLUDE_RESOURCE_TYPES": "unit_test",
+        "DO_NOT_TRACK": "1",
+    }
+    target = tmp_path / "target"
+    warehouse = warehouse_for(settings)
+    warehouse.stage_songs()
+    (lake / Lake.log_key(D[4])).write_text("".join(json.dumps(e) + "\n" for e in wrong_fourth))
+    outputs = []
+    for load, (first, last) in enumerate(RANGES):
+        if (first, last) == (4, 4):
+            (lake / Lake.log_key(D[4])).write_text(corrected_fourth)
+        for day in range(first, last + 1):
+            warehouse.stage_events(D[day])
+        run = {
+            "SPARKIFY_RUN_DATE": D[first].isoformat(),
+            "SPARKIFY_RUN_END_DATE": D[last].isoformat(),
+            "SPARKIFY_RUN_ID": f"range_{load}_{D[first]}_{D[last]}",
+        }
+        result = dbt({**env, **run}, "build", "--target-path", str(target))
+        assert result.returncode == 0, f"the run of {D[first]} .. {D[last]}:\n{result.stdout[-6000:]}"
+        assert "ERROR=0" in result.stdout and "WARN=0" in result.stdout, result.stdout[-3000:]
+        outputs.append(result.stdout)
+    in_ranges = fingerprints(settings, MARTS + INTERMEDIATE + MONITORING)
+    rebuilt = dbt(env, "build", "--full-refresh", "--target-path", str(target))
+    assert rebuilt.returncode == 0, rebuilt.stdout[-6000:]
+    with warehouse.cursor() as cur:
+        cur.execute("select log_date from analytics.fct_daily_volumes order by log_date")
+        volume_days = [day for (day,) in cur.fetchall()]
+        cur.execute("select count(distinct log_date) from analytics.fct_daily_anomalies")
+        anomaly_days = cur.fetchone()[0]
+        cur.execute("select distinct run_id, run_date from landing.dbt_results order by run_id")
+        results = cur.fetchall()
+    return {
+        "in_ranges": in_ranges,
+        "full_refresh": fingerprints(settings, MARTS + INTERMEDIATE + MONITORING),
+        "volume_days": volume_days,
+        "anomaly_days": anomaly_days,
+        "results": results,
+        "outputs": outputs,
+    }
+
+
+def test_runs_over_several_days_build_what_a_full_build_does(ranges, scenario):
+    assert ranges["in_ranges"] == ranges["full_refresh"]
+    # The same lake loaded a day at a time (the scenario above, on the same warehouse) ends with the same marts
+    # (the intermediate table keeps when each line was staged).
+    marts = {table: ranges["in_ranges"][table] for table in MARTS + MONITORING}
+    assert marts == {table: scenario["incremental"][table] for table in MARTS + MONITORING}
+    assert ranges["volume_days"] == DAYS and ranges["anomaly_days"] == len(DAYS)
+
+
+def test_a_run_over_several_days_tests_all_of_them(ranges):
+    """The day-scoped tests of a range run cover its days: the reconciliation of the 5th to the 8th reads them."""
+    assert [first for _, first in ranges["results"]] == [D[first] for first, _ in RANGES]
+    # dbt results are kept under the run, with its first day.
+    assert "PASS assert_songplays_reconcile_with_staged_events" in ranges["outputs"][1]

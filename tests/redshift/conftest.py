@@ -21,13 +21,15 @@ from tests.conftest import drop_database, s3_client, s3_connection_env, upload_l
 from tests.redshift.flow import Day, redshift_env, run_day
 from tests.redshift.shim import RedshiftOnPostgres
 
-DAYS = ("2018-11-01", "2018-11-02", "2018-11-03")
+# A first run of one day (on an empty warehouse), then a run of three days (incremental).
+RUNS = (("2018-11-01",), ("2018-11-02", "2018-11-03", "2018-11-04"))
+DAYS = tuple(day for run in RUNS for day in run)
 
 
 @dataclass
 class RedshiftRun:
-    """Days run in order on one warehouse (the first on an empty one, the others incremental): what each sent,
-    the stand-in that ran it, and where."""
+    """Runs in order on one warehouse (the first on an empty one, the others incremental): what each sent, the
+    stand-in that ran it, and where."""
 
     days: list[Day]
     shim: RedshiftOnPostgres
@@ -79,19 +81,19 @@ def start_redshift(
 def redshift_run_on(
     s3_server: str,
     tmp_path_factory: pytest.TempPathFactory,
-    days: tuple[str, ...],
+    runs: tuple[tuple[str, ...], ...],
     lake: Path | None = None,
     **env: str,
 ) -> Iterator[RedshiftRun]:
-    """The days run in order on a new stand-in (a generated lake unless ``lake``); the environment stays a
-    Redshift deployment's until the generator is closed."""
+    """The runs (each a tuple of days) in order on a new stand-in (a generated lake unless ``lake``); the
+    environment stays a Redshift deployment's until the generator is closed."""
     tmp = tmp_path_factory.mktemp("redshift")
-    lake = lake or generate(tmp / "lake", scale=1, seed=23, days=len(days)).root
+    lake = lake or generate(tmp / "lake", scale=1, seed=23, days=sum(map(len, runs))).root
     database = f"sparkify_redshift_{uuid.uuid4().hex[:10]}"
     with pytest.MonkeyPatch.context() as monkeypatch:
         try:
             shim, settings = start_redshift(monkeypatch, s3_server, lake, tmp, database, **env)
-            ran = [run_day(shim, settings, day, monkeypatch) for day in days]
+            ran = [run_day(shim, settings, days, monkeypatch) for days in runs]
             yield RedshiftRun(ran, shim, settings, lake, database)
         finally:
             settings_module.settings.cache_clear()

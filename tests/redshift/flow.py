@@ -1,6 +1,7 @@
-"""One day of sparkify_daily on Redshift, run by the project's own code against the stand-in (``shim``): the DAG's
-staging tasks rendered by Airflow and executed through the provider's hook, dbt through dbt-redshift (source
-freshness, then ``dbt build`` with unit and data tests), the summary task, the docs generation and ``make sql``.
+"""One run of sparkify_daily on Redshift (one day or several), run by the project's own code against the stand-in
+(``shim``): the DAG's staging tasks rendered by Airflow and executed through the provider's hook (``stage_events``
+once per day, as the mapped task's instances run), dbt through dbt-redshift (source freshness, then ``dbt build``
+with unit and data tests, over the run's days), the summary task, the docs generation and ``make sql``.
 """
 
 from __future__ import annotations
@@ -16,18 +17,12 @@ import pendulum
 import pytest
 
 from sparkify import cli, summary
-from sparkify.dbt_run import RUN_DATE_ENV, RUN_ID_ENV, generate_docs, run_dbt
+from sparkify.dbt_run import RUN_DATE_ENV, RUN_END_DATE_ENV, RUN_ID_ENV, generate_docs, run_dbt
 from sparkify.settings import Settings
 from tests.conftest import REPO, reader_of
 from tests.redshift.shim import RedshiftOnPostgres, Statement
 
-STAGING_TASKS = (
-    "stage_events.prepare",
-    "stage_events.copy",
-    "stage_events.publish",
-    "stage_songs.copy",
-    "stage_songs.publish",
-)
+STAGING_TASKS = ("prepare", "stage_events", "stage_songs.copy", "stage_songs.publish")
 SQL_QUERY = "select level, count(*) as plays from analytics.fct_songplays group by level order by level"
 
 
@@ -60,25 +55,30 @@ def redshift_env(lake: str, pg_database: str, tmp_path: Path) -> dict[str, str]:
 
 @dataclass
 class Day:
-    """What one day's run sent, statement by statement, and what its tasks returned."""
+    """What one run sent, statement by statement, and what its tasks returned (``day``: its days, as
+    ``2018-11-02`` or ``2018-11-02..2018-11-04``)."""
 
     day: str
     statements: list[Statement]
     results: dict[str, Any]
 
 
-def _context(task: Any, day: str) -> dict[str, Any]:
-    logical_date = pendulum.parse(day)
+def _context(task: Any, days: tuple[str, ...]) -> dict[str, Any]:
+    logical_date = pendulum.parse(days[0])
     return {
-        "ds": day,
-        "ds_nodash": day.replace("-", ""),
+        "ds": days[0],
+        "ds_nodash": days[0].replace("-", ""),
         "logical_date": logical_date,
         "data_interval_start": logical_date,
-        "data_interval_end": logical_date.add(days=1),
-        "run_id": f"scheduled__{day}T00:00:00+00:00",
+        "data_interval_end": pendulum.parse(days[-1]).add(days=1),
+        "run_id": run_id(days),
         "params": task.params,
         "task": task,
     }
+
+
+def run_id(days: tuple[str, ...]) -> str:
+    return f"scheduled__{days[0]}" if len(days) == 1 else f"range__{days[0]}_{days[-1]}"
 
 
 def parse_dag() -> Any:
@@ -89,32 +89,43 @@ def parse_dag() -> Any:
     return dagbag.dags["sparkify_daily"]
 
 
-def run_task(shim: RedshiftOnPostgres, task_id: str, day: str) -> Any:
-    """One staging task as a worker runs it: a fresh copy of the DAG, its fields rendered for the day, then
-    executed."""
+def run_task(shim: RedshiftOnPostgres, task_id: str, day: str, days: tuple[str, ...] | None = None) -> Any:
+    """One staging task as a worker runs it: a fresh copy of the DAG, the task (``stage_events``: its instance
+    for ``day``), its fields rendered for the run of ``days`` (default: ``day`` alone), then executed."""
     task = parse_dag().get_task(task_id)
-    context = _context(task, day)
+    if task_id == "stage_events":
+        task = task.unmap({"day": day})
+    context = _context(task, days or (day,))
     shim.recorder.origin = task_id
     task.render_template_fields(context)
     return task.execute(context)
 
 
-def run_day(shim: RedshiftOnPostgres, settings: Settings, day: str, monkeypatch: pytest.MonkeyPatch) -> Day:
-    """Every statement of one day's run, in the DAG's order."""
+def run_day(
+    shim: RedshiftOnPostgres, settings: Settings, days: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> Day:
+    """Every statement of one run over ``days``, in the DAG's order."""
     first = len(shim.recorder.statements)
     results: dict[str, Any] = {}
     for task_id in STAGING_TASKS:
-        results[task_id] = run_task(shim, task_id, day)
-    monkeypatch.setenv(RUN_DATE_ENV, day)
-    monkeypatch.setenv(RUN_ID_ENV, f"scheduled__{day}")
+        if task_id == "stage_events":
+            for day in days:
+                results[f"stage_events[{day}]"] = run_task(shim, task_id, day, days)
+        else:
+            results[task_id] = run_task(shim, task_id, days[0], days)
+    monkeypatch.setenv(RUN_DATE_ENV, days[0])
+    monkeypatch.setenv(RUN_END_DATE_ENV, days[-1])
+    monkeypatch.setenv(RUN_ID_ENV, run_id(days))
     shim.recorder.origin = "dbt source freshness"
     run_dbt(settings, "source", "freshness")
     shim.recorder.origin = "dbt build"
     results["dbt build"] = run_dbt(settings, "build")
-    monkeypatch.delenv(RUN_DATE_ENV)
-    monkeypatch.delenv(RUN_ID_ENV)
+    for name in (RUN_DATE_ENV, RUN_END_DATE_ENV, RUN_ID_ENV):
+        monkeypatch.delenv(name)
     shim.recorder.origin = "summary"
-    results["summary"] = summary.log_counts(settings, pendulum.Date.fromisoformat(day), f"scheduled__{day}")
+    results["summary"] = summary.log_counts(
+        settings, [pendulum.Date.fromisoformat(day) for day in days], run_id(days)
+    )
     shim.recorder.origin = "docs"
     generate_docs(settings, force=False)
     shim.recorder.origin = "make sql"
@@ -122,4 +133,4 @@ def run_day(shim: RedshiftOnPostgres, settings: Settings, day: str, monkeypatch:
     with contextlib.redirect_stdout(out):
         assert cli.main(["sql", SQL_QUERY]) == 0
     results["make sql"] = out.getvalue()
-    return Day(day, shim.recorder.statements[first:], results)
+    return Day("..".join(dict.fromkeys((days[0], days[-1]))), shim.recorder.statements[first:], results)

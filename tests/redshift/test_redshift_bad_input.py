@@ -51,7 +51,7 @@ def run(postgres_server, s3_server, tmp_path_factory, bad_lake) -> Iterator[Reds
     yield from redshift_run_on(
         s3_server,
         tmp_path_factory,
-        (DAY,),
+        ((DAY,),),
         lake=bad_lake,
         SPARKIFY_MAX_BAD_RATIO="0.05",
         SPARKIFY_MAX_BAD_RECORDS="0",
@@ -91,8 +91,8 @@ def test_the_good_records_are_all_staged(run, bad_lake):
         assert cur.fetchone() == (good_lines,)
         cur.execute("select count(*), count(*) filter (where song_id = 'SOBAD') from landing.staging_songs")
         assert cur.fetchone() == (song_files - 1, 0)
-    assert run.days[0].results["stage_events.publish"]["quarantined"] == len(BAD_LINES) + 1
-    assert run.days[0].results["stage_events.publish"]["records"] == good_lines + len(BAD_LINES) + 1
+    assert run.days[0].results[f"stage_events[{DAY}]"]["quarantined"] == len(BAD_LINES) + 1
+    assert run.days[0].results[f"stage_events[{DAY}]"]["records"] == good_lines + len(BAD_LINES) + 1
 
 
 def _staged(run: RedshiftRun) -> tuple:
@@ -108,11 +108,10 @@ def test_above_the_allowance_the_day_fails_and_nothing_is_published(run, monkeyp
     monkeypatch.setenv("SPARKIFY_MAX_BAD_RATIO", "0.01")
     settings_module.settings.cache_clear()
     try:
-        run_task(run.shim, "stage_events.prepare", DAY)
-        run_task(run.shim, "stage_events.copy", DAY)
+        run_task(run.shim, "prepare", DAY)
         # Airflow's non-retryable failure, over the project's own error.
         with pytest.raises(AirflowFailException) as error:
-            run_task(run.shim, "stage_events.publish", DAY)
+            run_task(run.shim, "stage_events", DAY)
     finally:
         settings_module.settings.cache_clear()
     assert isinstance(error.value.__cause__, rules.BadInputError)
@@ -130,9 +129,9 @@ def test_with_no_allowance_copy_stops_at_the_first_rejected_record(run, monkeypa
     monkeypatch.setenv("SPARKIFY_MAX_BAD_RECORDS", "0")
     settings_module.settings.cache_clear()
     try:
-        run_task(run.shim, "stage_events.prepare", DAY)
+        run_task(run.shim, "prepare", DAY)
         with pytest.raises(LoadError, match="MAXERROR 0"):
-            run_task(run.shim, "stage_events.copy", DAY)
+            run_task(run.shim, "stage_events", DAY)
     finally:
         settings_module.settings.cache_clear()
 
@@ -143,6 +142,6 @@ def test_a_missing_day_file_fails_at_once_naming_it(run):
     with pytest.raises(
         AirflowFailException, match=rf"LakeError: no event log for {missing}: expected s3://"
     ) as error:
-        run_task(run.shim, "stage_events.copy", missing)
+        run_task(run.shim, "stage_events", missing)
     assert f"log_data/2018/11/{missing}-events.json (not retried" in str(error.value)
     assert len(run.shim.recorder.statements) == before  # no COPY was sent

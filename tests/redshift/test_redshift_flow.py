@@ -1,4 +1,5 @@
-"""The Redshift path, proven offline: every statement three days of sparkify_daily send (staging, dbt-redshift's
+"""The Redshift path, proven offline: every statement two runs of sparkify_daily send (one day, then a run of
+three days) (staging, dbt-redshift's
 build with unit and data tests, source freshness, the summary, the docs, ``make sql``) is captured from the
 project's real code, checked against two Redshift grammars and Redshift's documented lists, and executed in
 order on a real PostgreSQL server (``shim``); the marts it builds are DuckDB's, to the row."""
@@ -14,7 +15,7 @@ import pytest
 from sparkify import summary
 from tests.conftest import MARTS, build_day_by_day, fingerprints
 from tests.redshift import checks
-from tests.redshift.conftest import DAYS, RedshiftRun, redshift_run_on
+from tests.redshift.conftest import DAYS, RUNS, RedshiftRun, redshift_run_on
 from tests.redshift.flow import STAGING_TASKS
 
 pytestmark = pytest.mark.timeout(900)
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.timeout(900)
 
 @pytest.fixture(scope="module")
 def run(postgres_server, s3_server, tmp_path_factory) -> Iterator[RedshiftRun]:
-    yield from redshift_run_on(s3_server, tmp_path_factory, DAYS)
+    yield from redshift_run_on(s3_server, tmp_path_factory, RUNS)
 
 
 def unique_statements(run: RedshiftRun) -> dict[str, str]:
@@ -45,22 +46,27 @@ def report(run: RedshiftRun, check: Callable[[str], list[str]]) -> list[str]:
     ]
 
 
-def test_the_capture_covers_every_step_of_a_day(run):
+def test_the_capture_covers_every_step_of_a_run(run):
     first, later = run.days[0], run.days[-1]
-    for day in run.days:
+    for day, days in zip(run.days, RUNS, strict=True):
         origins = {statement.origin for statement in day.statements}
         assert {*STAGING_TASKS, "dbt source freshness", "dbt build", "summary", "docs", "make sql"} <= origins
         sent = "\n".join(statement.sql for statement in day.statements)
-        assert sent.count("COPY ") >= 2 and "FORMAT AS JSON" in sent
+        # A COPY per day of the run, and the song files'.
+        assert sent.count("COPY ") == len(days) + 1 and "FORMAT AS JSON" in sent
+        for one in days:
+            assert f"/log_data/{one[:4]}/{one[5:7]}/{one}-events.json" in sent
         assert '"node_id": "unit_test.sparkify.' in sent, "dbt's unit tests were not run"
         assert '"node_id": "test.sparkify.' in sent, "dbt's data tests were not run"
     first_sql = "\n".join(statement.sql for statement in first.statements)
     later_sql = "\n".join(statement.sql for statement in later.statements)
-    # The first day creates the fact table; a later day takes the incremental path (delete+insert of the day).
+    # The first day creates the fact table; the later run takes the incremental path (delete+insert of its days).
     assert re.search(r'create\s+table\s+"[^"]+"\."analytics"\."fct_songplays"', first_sql)
     assert re.search(r'delete from "[^"]+"\."analytics"\."fct_songplays"\s+where', later_sql)
     assert not re.search(r'create\s+table\s+"[^"]+"\."analytics"\."fct_songplays"\s', later_sql)
+    assert "between cast('2018-11-02' as date) and cast('2018-11-04' as date)" in later_sql
     assert later.results["summary"]["day.songplays"] == later.results["summary"]["day.staged_nextsong"] > 0
+    assert later.results["summary"]["days"] == 3
     assert "level" in later.results["make sql"] and "paid" in later.results["make sql"]
 
 
@@ -129,8 +135,10 @@ def test_the_redshift_flow_builds_the_marts_duckdb_builds(run, on_duckdb):
 
 def test_each_run_records_its_audit_and_a_clean_quarantine(run):
     with run.cursor() as cur:
-        cur.execute("select count(distinct run_id), count(*) from landing.pipeline_audit")
-        assert cur.fetchone() == (len(DAYS), len(DAYS) * (2 + len(summary.MARTS)))
+        cur.execute(
+            "select count(distinct run_id), count(distinct log_date), count(*) from landing.pipeline_audit"
+        )
+        assert cur.fetchone() == (len(RUNS), len(DAYS), len(DAYS) * (2 + len(summary.MARTS)))
         cur.execute("select count(*) from landing.staging_quarantine")
         assert cur.fetchone() == (0,)
         cur.execute(

@@ -19,7 +19,7 @@ events as (
 
     select * from {{ ref('stg_sparkify__events') }}
     {% if is_incremental_day() %}
-        where log_date = {{ run_date_literal() }}
+        where {{ run_date_filter('log_date') }}
     {% endif %}
 
 ),
@@ -52,7 +52,7 @@ versions as (
             user_id,
             event_at
         from {{ this }}
-        where log_date = {{ run_date_literal() }}
+        where {{ run_date_filter('log_date') }}
 
     ),
 

@@ -34,7 +34,7 @@ with
 
     occurrences as (
 
-        -- Every staged occurrence, on any day, of the events the run's day has or had.
+        -- Every staged occurrence, on any day, of the events the run's days have or had.
         select events.*
         from {{ ref('stg_sparkify__events') }} as events
         inner join changed_keys

@@ -22,7 +22,7 @@ with
 
     changed_times as (
 
-        -- The times of every version of the events the run's day has or had: the only start times it can add
+        -- The times of every version of the events the run's days have or had: the only start times it can add
         -- or remove.
         select distinct event_at as start_time
         from ({{ changed_event_versions(ref('int_event_versions')) }}) as changed

@@ -33,7 +33,7 @@ with
 
     changed as (
 
-        -- The days whose counts the run's day changed, and the days whose trailing window reads one of them.
+        -- The days whose counts the run's days changed, and the days whose trailing window reads one of them.
         select
             min(log_date) as first_day,
             max(log_date) + {{ window_days }} as last_day

@@ -18,7 +18,7 @@
 {#- The load's allowance, as staging has it (the vars only where a unit test fixes them). -#}
 {%- set max_bad_records = var('max_bad_records', env_var('SPARKIFY_MAX_BAD_RECORDS', '10')) | int -%}
 {%- set max_bad_ratio = var('max_bad_ratio', env_var('SPARKIFY_MAX_BAD_RATIO', '0.01')) | float -%}
-{#- On the incremental path, the days the run's day changed (the `days` CTE); otherwise every day. -#}
+{#- On the incremental path, the days the run's days changed (the `days` CTE); otherwise every day. -#}
 {%- set in_days = 'log_date in (select log_date from days)' if is_incremental_day() else 'true' -%}
 
 with
@@ -27,7 +27,7 @@ with
 
     days as (
 
-        -- The run's day has its row even when nothing of it was staged: an empty day is what this table flags.
+        -- Each of the run's days has its row even when nothing of it was staged: an empty day is what this table flags.
         {{ changed_days(ref('int_event_versions')) }}
 
     ),

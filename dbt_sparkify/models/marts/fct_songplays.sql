@@ -36,7 +36,7 @@ with
 
     events as (
 
-        -- The plays among the events the run's day has or had, wherever their first occurrence now is.
+        -- The plays among the events the run's days have or had, wherever their first occurrence now is.
         select deduplicated.*
         from {{ ref('int_events_deduplicated') }} as deduplicated
         inner join changed_keys

@@ -29,6 +29,15 @@ WITHOUT_AIRFLOW: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+def days_per_run(value: str) -> int | None:
+    """--days-per-run: a whole number of days, 1 or more, or ``all`` (None: one run over the range)."""
+    if value.strip().lower() == "all":
+        return None
+    if not value.strip().isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of days, 1 or more, or all; got {value!r}")
+    return int(value)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sparkify.cli", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -46,6 +55,12 @@ def main(argv: list[str] | None = None) -> int:
             "--max-active-runs", type=int, default=0, help="default: SPARKIFY_MAX_ACTIVE_RUNS"
         )
         command.add_argument("--timeout", type=float, default=3 * 3600, help="seconds to wait (default 3 h)")
+        command.add_argument(
+            "--days-per-run",
+            type=days_per_run,
+            default=1,
+            help="days each DAG run covers: 1 (default: Airflow's own backfill, a run per day), N, or all",
+        )
     sub.add_parser("airflow", help="start Airflow with the UI only, until Ctrl-C")
     sub.add_parser("manifest", help="build dbt_sparkify/target/manifest.json (dbt parse)")
     stage = sub.add_parser("stage", help="stage one day of logs and the song files, without Airflow")

@@ -57,10 +57,11 @@ def cmd_docs(_: argparse.Namespace) -> int:
 
 def cmd_check(_: argparse.Namespace) -> int:
     """Every data test on all of history (a day's run tests what its day changed)."""
-    from sparkify.dbt_run import DAG_DBT_FLAGS, RUN_DATE_ENV, run_dbt
+    from sparkify.dbt_run import DAG_DBT_FLAGS, RUN_DATE_ENV, RUN_END_DATE_ENV, run_dbt
 
     os.environ.update(DAG_DBT_FLAGS)
     os.environ.pop(RUN_DATE_ENV, None)
+    os.environ.pop(RUN_END_DATE_ENV, None)
     # A target of its own: dbt_sparkify/target keeps the manifest the DAG is rendered from.
     try:
         with tempfile.TemporaryDirectory(prefix="sparkify-check-") as target:

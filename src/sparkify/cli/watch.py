@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sparkify import summary
@@ -58,9 +58,51 @@ def expected_days(start: str, end: str) -> int:
     return (date.fromisoformat(end) - date.fromisoformat(start)).days + 1
 
 
-def progress_line(runs: list[dict[str, Any]], total: int, failed_days: int) -> str:
+def run_label(run: dict[str, Any]) -> str:
+    """A run as its days: ``2018-11-01`` or ``2018-11-01 .. 2018-11-07``."""
+    first, last = run["logical_date"][:10], run_last_day(run)
+    return first if last == first else f"{first} .. {last}"
+
+
+def run_last_day(run: dict[str, Any]) -> str:
+    start, end = (run.get(key) for key in ("data_interval_start", "data_interval_end"))
+    if not start or not end or end <= start:
+        return run["logical_date"][:10]
+    return (datetime.fromisoformat(end) - timedelta(days=1)).date().isoformat()
+
+
+def staged_days(airflow: LocalAirflow, runs: list[dict[str, Any]]) -> dict[str, tuple[int, int]]:
+    """For each running run of several days: its days staged so far, of how many."""
+    staged = {}
+    for run in runs:
+        first, last = run["logical_date"][:10], run_last_day(run)
+        if run["state"] == "running" and last != first:
+            done = sum(
+                ti["task_id"] == "stage_events" and ti["state"] == "success"
+                for ti in airflow.task_instances(run["dag_run_id"])
+            )
+            staged[first] = (done, (date.fromisoformat(last) - date.fromisoformat(first)).days + 1)
+    return staged
+
+
+def progress_line(
+    runs: list[dict[str, Any]],
+    total: int,
+    failed_days: int,
+    staged: dict[str, tuple[int, int]] | None = None,
+) -> str:
     states = [run["state"] for run in runs]
-    running = [run["logical_date"][:10] for run in runs if run["state"] == "running"]
+    staged = staged or {}
+    running = [
+        run_label(run)
+        + (
+            " (days staged {}/{})".format(*staged[run["logical_date"][:10]])
+            if run["logical_date"][:10] in staged
+            else ""
+        )
+        for run in runs
+        if run["state"] == "running"
+    ]
     queued = states.count("queued")
     done = states.count("success") + states.count("failed")
     parts = [f"runs done {done}/{total} (succeeded {states.count('success')}, failed {failed_days})"]
@@ -71,12 +113,21 @@ def progress_line(runs: list[dict[str, Any]], total: int, failed_days: int) -> s
     return ", ".join(parts)
 
 
-def first_error_line(airflow: LocalAirflow, run_id: str, task_id: str, try_number: int) -> str:
+def task_name(ti: dict[str, Any]) -> str:
+    """A task instance as a person names it: a mapped one by its day (``stage_events[2018-11-03]``)."""
+    if ti.get("map_index", -1) < 0:
+        return ti["task_id"]
+    return f"{ti['task_id']}[{ti.get('rendered_map_index') or ti['map_index']}]"
+
+
+def first_error_line(
+    airflow: LocalAirflow, run_id: str, task_id: str, try_number: int, map_index: int = -1
+) -> str:
     """The first line of the error a task's try failed with, from its log."""
     try:
         log = airflow.api(
             "GET",
-            task_log_path(DAG_ID, run_id, task_id, try_number),
+            task_log_path(DAG_ID, run_id, task_id, try_number, map_index),
             params={"full_content": "true"},
             headers={"Accept": "application/json"},
         )
@@ -91,7 +142,7 @@ def trouble_line(config: Settings, day: str, ti: dict[str, Any], error: str) -> 
     tries = f"try {ti['try_number']} of {ti['max_tries'] + 1}"
     if ti["state"] == "failed":
         last = ti["try_number"] > ti["max_tries"]
-        return f"    {day} {ti['task_id']} failed on {tries}{' (the last)' if last else ', not retried'}: {error}"
+        return f"    {day} {task_name(ti)} failed on {tries}{' (the last)' if last else ', not retried'}: {error}"
     earliest, latest = config.retry_window(ti["try_number"])
     ended = datetime.fromisoformat(ti["end_date"]) if ti.get("end_date") else None
     when = (
@@ -99,7 +150,7 @@ def trouble_line(config: Settings, day: str, ti: dict[str, Any], error: str) -> 
         if ended
         else "next try pending"
     )
-    return f"    {day} {ti['task_id']} {tries} failed, {when}: {error}"
+    return f"    {day} {task_name(ti)} {tries} failed, {when}: {error}"
 
 
 def troubled_tries(
@@ -113,35 +164,42 @@ def troubled_tries(
     """The tries of ``ti`` that failed or wait to retry and are not ``shown`` yet. A retry can start again within
     a poll's interval, so the earlier tries come from the task's history whenever its try number moved past
     one not shown; only those that ended ``since`` (a try of an earlier command is not this watch's)."""
+    name = task_name(ti)
     unseen = [
         number
         for number in range(1, ti["try_number"])
-        if not any((day, ti["task_id"], number, state) in shown for state in TROUBLE_STATES)
+        if not any((day, name, number, state) in shown for state in TROUBLE_STATES)
     ]
     earlier = []
     if unseen:
         # History keeps a retried try as failed; a later try exists, so it was retried.
         earlier = [
             {**past, "state": "up_for_retry"}
-            for past in airflow.tries(run_id, ti["task_id"])
+            for past in airflow.tries(run_id, ti["task_id"], ti.get("map_index", -1))
             if past["try_number"] in unseen
             and past["state"] in TROUBLE_STATES
             and past.get("end_date")
             and datetime.fromisoformat(past["end_date"]) >= since
         ]
     current = [ti] if ti["state"] in TROUBLE_STATES else []
-    troubled = [t for t in earlier + current if (day, t["task_id"], t["try_number"], t["state"]) not in shown]
+    troubled = [t for t in earlier + current if (day, task_name(t), t["try_number"], t["state"]) not in shown]
     # A past try that did not fail (a success cleared to run again, say) is not looked up again either.
-    shown.update((day, ti["task_id"], number, "up_for_retry") for number in unseen)
+    shown.update((day, name, number, "up_for_retry") for number in unseen)
     return troubled
 
 
 def watch_backfill(
-    airflow: LocalAirflow, start: str, end: str, timeout: float, out: Any = sys.stdout
+    airflow: LocalAirflow,
+    start: str,
+    end: str,
+    timeout: float,
+    out: Any = sys.stdout,
+    expected: int | None = None,
 ) -> BackfillReport:
-    """Poll the runs of [start, end] until all are finished, printing progress when it changes, and each task
-    that fails or waits to retry as it happens."""
-    total = expected_days(start, end)
+    """Poll the runs whose logical dates are in [start, end] until all ``expected`` (default: one per day) are
+    finished, printing progress when it changes (with the days staged, for a run of several days), and each
+    task that fails or waits to retry as it happens."""
+    total = expected or expected_days(start, end)
     started = time.monotonic()
     since = datetime.now(UTC)
     last_line = ""
@@ -155,14 +213,18 @@ def watch_backfill(
             if run["state"] == "running" or (run["state"] == "failed" and day not in failed_tasks):
                 for ti in airflow.task_instances(run["dag_run_id"]):
                     for trouble in troubled_tries(airflow, run["dag_run_id"], day, ti, shown, since):
-                        shown.add((day, trouble["task_id"], trouble["try_number"], trouble["state"]))
+                        shown.add((day, task_name(trouble), trouble["try_number"], trouble["state"]))
                         error = first_error_line(
-                            airflow, run["dag_run_id"], trouble["task_id"], trouble["try_number"]
+                            airflow,
+                            run["dag_run_id"],
+                            trouble["task_id"],
+                            trouble["try_number"],
+                            trouble.get("map_index", -1),
                         )
                         print(trouble_line(airflow.settings, day, trouble, error), file=out, flush=True)
             if run["state"] == "failed" and day not in failed_tasks:
                 failed_tasks[day] = sorted(
-                    ti["task_id"]
+                    task_name(ti)
                     for ti in airflow.task_instances(run["dag_run_id"])
                     if ti["state"] in FAILED_TASK_STATES
                 )
@@ -171,7 +233,7 @@ def watch_backfill(
                     file=out,
                     flush=True,
                 )
-        line = progress_line(runs, total, len(failed_tasks))
+        line = progress_line(runs, total, len(failed_tasks), staged_days(airflow, runs))
         if line != last_line:
             print(f"[{time.monotonic() - started:6.0f}s] {line}", file=out, flush=True)
             last_line = line
@@ -202,7 +264,7 @@ def watch_backfill(
 def print_report(
     report: BackfillReport, config: Settings, start: str, end: str, out: Any = sys.stdout
 ) -> None:
-    total = expected_days(start, end)
+    total = report.expected
     per_run = report.seconds / max(1, len(report.runs))
     print(
         f"\nBackfill of {DAG_ID} {start} .. {end} ({config.warehouse} warehouse, lake {config.lake})",

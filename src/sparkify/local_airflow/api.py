@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 from sparkify.local_airflow.config import ADMIN_USER, admin_password
 from sparkify.local_airflow.processes import AirflowStartError
+from sparkify.run_days import interval
 
 DAG_ID = "sparkify_daily"
 # Scheduled on the marts' asset events that DAG_ID's runs emit.
@@ -194,6 +196,38 @@ class AirflowApi:
             return False
         return True
 
+    def unpause(self) -> None:
+        """Let the scheduler run the DAG's runs, and the report DAG's that their asset events start."""
+        for dag_id in (DAG_ID, REPORT_DAG_ID):
+            self.while_busy(
+                lambda dag_id=dag_id: self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+            )
+
+    def create_range_run(self, first: date, last: date) -> dict[str, Any]:
+        """A run of the DAG over ``first`` .. ``last`` (its data interval), its logical date the first day. A run
+        already at that logical date (an earlier backfill of the day) is replaced: Airflow keeps one run per
+        logical date."""
+        start, end = interval(first, last)
+        existing = self.while_busy(lambda: self.runs(first.isoformat(), first.isoformat()))
+        for run in existing:
+            path = f"/dags/{DAG_ID}/dagRuns/{quote(run['dag_run_id'], safe='')}"
+            self.while_busy(lambda path=path: self.api("DELETE", path))
+        days = (last - first).days + 1
+        body = {
+            "dag_run_id": f"range__{first}_{last}__{datetime.now(UTC):%Y%m%dT%H%M%S}",
+            "logical_date": start.isoformat(),
+            "data_interval_start": start.isoformat(),
+            "data_interval_end": end.isoformat(),
+            "conf": {},
+            "note": f"{first} .. {last} ({days} day{'s' if days > 1 else ''})",
+        }
+        return self.while_busy(lambda: self.api("POST", f"/dags/{DAG_ID}/dagRuns", json=body))
+
+    def mark_failed(self, run_id: str) -> None:
+        """Fail a run that is queued or running (Airflow stops its tasks)."""
+        path = f"/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}"
+        self.while_busy(lambda: self.api("PATCH", path, json={"state": "failed"}))
+
     def _post_backfill(self, start: str, end: str, max_active_runs: int) -> dict[str, Any]:
         return self.api(
             "POST",
@@ -232,11 +266,10 @@ class AirflowApi:
         response = self.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", params={"limit": 1000})
         return response["task_instances"]
 
-    def tries(self, run_id: str, task_id: str) -> list[dict[str, Any]]:
+    def tries(self, run_id: str, task_id: str, map_index: int = -1) -> list[dict[str, Any]]:
         """Every try of a task instance so far (the earlier ones from its history), oldest first."""
-        from urllib.parse import quote
-
-        path = f"/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}/tries"
+        path = f"/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}"
+        path += f"/{int(map_index)}/tries" if map_index >= 0 else "/tries"
         return sorted(self.api("GET", path)["task_instances"], key=lambda ti: ti["try_number"])
 
     def moved_elsewhere(self, lost: dict[str, Any]) -> dict[str, Any] | None:

@@ -1,12 +1,13 @@
 """Staging on Redshift: the provider's S3ToRedshiftOperator copies straight from the S3 lake.
 
-``stage_events.prepare`` creates the landing tables (DDL in redshift_sql/) and two load tables for the run:
-the day's events and the song files. ``stage_events.copy`` (JSONPaths shipped in
-redshift_sql/events_jsonpaths.json and uploaded to the lake) and ``stage_songs.copy`` (JSON 'auto
-ignorecase') load them, each COPY allowed to reject records (``MAXERROR``). ``publish`` then reads what COPY
-rejected from ``stl_load_errors``, fails with the same ``BadInputError`` as the other warehouses when more
-than the allowed share was rejected (publishing nothing), and otherwise replaces the day's events (or all
-songs) and their quarantine in one transaction. The operator's UPSERT and REPLACE methods were not used: COPY
+``prepare`` creates the landing tables (DDL in redshift_sql/) and the run's load table for the song files.
+``stage_events``, one mapped task instance per day of the run, creates the day's load table, COPYs the day's log
+into it (JSONPaths shipped in redshift_sql/events_jsonpaths.json and uploaded to the lake) and publishes it;
+``stage_songs.copy`` (JSON 'auto ignorecase') loads the song files, published by ``stage_songs.publish``. Each
+COPY may reject records (``MAXERROR``); publishing reads what COPY rejected from ``stl_load_errors``, fails
+with the same ``BadInputError`` as the other warehouses when more than the allowed share was rejected
+(publishing nothing), and otherwise replaces the day's events (or all songs) and their quarantine in one
+transaction. The operator's UPSERT and REPLACE methods were not used: COPY
 cannot set the day column, an upsert keeps lines removed from a corrected file, and a REPLACE commits before
 its rejects can be counted.
 
@@ -20,11 +21,12 @@ import logging
 import re
 from contextlib import closing
 from dataclasses import dataclass
+from datetime import date
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sparkify.lake import LOG_KEY_TEMPLATE, Lake
+from sparkify.lake import Lake
 from sparkify.settings import Settings
 from sparkify.staging import rules, schema
 from sparkify.staging.result import StageResult
@@ -139,33 +141,86 @@ def publish(
     return StageResult(target, loaded, 1, source, records=records, quarantined=rejects.count)
 
 
+def render_sql(name: str, **values: object) -> str:
+    """One of redshift_sql/'s statements for a day, rendered with ``values`` (a missing one is an error)."""
+    import jinja2
+
+    return jinja2.Template(read_sql(name), undefined=jinja2.StrictUndefined).render(**values)
+
+
+def execute_sql(settings: Settings, sql: str) -> None:
+    from airflow.providers.amazon.aws.hooks.redshift_sql import RedshiftSQLHook
+
+    hook = RedshiftSQLHook(redshift_conn_id=settings.redshift_conn_id)
+    with closing(hook.get_conn()) as con:
+        con.autocommit = True
+        with closing(con.cursor()) as cur:
+            for statement in split_statements(sql):
+                cur.execute(statement)
+
+
 @cache
-def day_log_copy() -> type:
-    """``S3ToRedshiftOperator`` for the day's log, which first checks that the file is there: a missing day
-    fails at once, not retried (waiting cannot bring it), naming the file, as on every warehouse. (Defined on
-    first use: the provider is imported only by a Redshift deployment.)"""
+def day_log_stage() -> type:
+    """``S3ToRedshiftOperator`` for one day's log (``day``, an ISO date: the operator is mapped over the run's
+    days), which first checks that the file is there (a missing day fails at once, not retried: waiting cannot
+    bring it, naming the file, as on every warehouse), copies it into the day's own load table, then publishes
+    it (``publish``). (Defined on first use: the provider is imported only by a Redshift deployment.)"""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
     from airflow.providers.amazon.aws.transfers.s3_to_redshift import S3ToRedshiftOperator
     from airflow.sdk.exceptions import AirflowFailException
 
+    from sparkify.alerts import no_retry
     from sparkify.lake import LakeError
+    from sparkify.settings import settings as current_settings
 
-    class DayLogCopy(S3ToRedshiftOperator):
-        def execute(self, context: Any) -> None:
+    class DayLogStage(S3ToRedshiftOperator):
+        template_fields = (*S3ToRedshiftOperator.template_fields, "day")
+
+        def __init__(self, *, day: str, key_prefix: str, **kwargs: Any) -> None:
+            self.day = day
+            super().__init__(
+                table=f"{schema.EVENTS.name}_{day.replace('-', '')}",
+                s3_key=key_prefix + Lake.log_key(date.fromisoformat(day)),
+                method="APPEND",
+                **kwargs,
+            )
+
+        def execute(self, context: Any) -> dict[str, object]:
+            context["day"] = self.day  # the mapped instance's name in the UI (map_index_template)
             if not S3Hook(aws_conn_id=self.aws_conn_id).check_for_key(self.s3_key, self.s3_bucket):
                 error = LakeError(
-                    f"no event log for {context['ds']}: expected s3://{self.s3_bucket}/{self.s3_key}"
+                    f"no event log for {self.day}: expected s3://{self.s3_bucket}/{self.s3_key}"
                 )
                 raise AirflowFailException(
                     f"LakeError: {error} (not retried: waiting cannot fix it)"
                 ) from error
-            return super().execute(context)
+            settings = current_settings()
+            key = Lake.log_key(date.fromisoformat(self.day))
+            values = {
+                "raw_schema": settings.raw_schema,
+                "lake": settings.lake.rstrip("/"),
+                "day": self.day,
+                "day_nodash": self.day.replace("-", ""),
+                "log_key": key,
+            }
+            execute_sql(settings, render_sql("create_day_load_table.sql", **values))
+            super().execute(context)
+            with no_retry():
+                return publish(
+                    settings,
+                    schema.EVENTS,
+                    render_sql("publish_events_day.sql", **values),
+                    self.table,
+                    f"{values['lake']}/{key}",
+                    "lines",
+                ).__dict__
 
-    return DayLogCopy
+    return DayLogStage
 
 
-def staging_tasks(settings: Settings) -> list[Any]:
-    """The two staging steps of the DAG on Redshift: the stage_events and stage_songs task groups."""
+def staging_tasks(settings: Settings, days: Any) -> list[Any]:
+    """The staging steps of the DAG on Redshift: ``prepare``, then ``stage_events`` (mapped over the run's
+    ``days``) and the ``stage_songs`` task group."""
     from airflow.providers.amazon.aws.transfers.s3_to_redshift import S3ToRedshiftOperator
     from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
     from airflow.sdk import TaskGroup, task
@@ -178,49 +233,36 @@ def staging_tasks(settings: Settings) -> list[Any]:
     lake_uri = settings.lake.rstrip("/")
     params = {"raw_schema": settings.raw_schema, "lake": lake_uri}
     connections = {"redshift_conn_id": settings.redshift_conn_id, "aws_conn_id": settings.aws_conn_id}
-    events_options = copy_options(settings, jsonpaths_uri(settings))
-    songs_options = copy_options(settings, "auto ignorecase")
 
     # The SQL, the load table and the source are task arguments, so Airflow renders them for the run (and shows
     # them under Rendered Template).
-    @task(params=params)
-    def publish_events(sql: str, load_table: str, source: str) -> dict[str, object]:
-        with no_retry():
-            return publish(settings, schema.EVENTS, sql, load_table, source, "lines").__dict__
-
     @task(params=params)
     def publish_songs(sql: str, load_table: str, source: str) -> dict[str, object]:
         with no_retry():
             return publish(settings, schema.SONGS, sql, load_table, source, "song files").__dict__
 
-    with TaskGroup(group_id="stage_events") as stage_events:
-        prepare = SQLExecuteQueryOperator(
-            task_id="prepare",
-            conn_id=settings.redshift_conn_id,
-            sql=read_sql("create_staging_tables.sql"),
-            params=params,
-            split_statements=True,
-        )
-        copy = day_log_copy()(
-            task_id="copy",
+    prepare = SQLExecuteQueryOperator(
+        task_id="prepare",
+        conn_id=settings.redshift_conn_id,
+        sql=read_sql("create_staging_tables.sql"),
+        params=params,
+        split_statements=True,
+    )
+    stage_events = (
+        day_log_stage()
+        .partial(
+            task_id="stage_events",
             schema=settings.raw_schema,
-            table=schema.EVENTS.name + "_{{ ds_nodash }}",
             s3_bucket=bucket,
-            s3_key=key_prefix + LOG_KEY_TEMPLATE,
+            key_prefix=key_prefix,
             column_list=[column.name for column in schema.EVENTS.columns],
-            copy_options=events_options,
-            method="APPEND",
+            copy_options=copy_options(settings, jsonpaths_uri(settings)),
+            map_index_template="{{ day }}",
+            max_active_tis_per_dagrun=settings.staging_parallelism,
             **connections,
         )
-        (
-            prepare
-            >> copy
-            >> publish_events.override(task_id="publish")(
-                sql=read_sql("publish_events_day.sql").replace("{{ log_key }}", LOG_KEY_TEMPLATE),
-                load_table=schema.EVENTS.name + "_{{ ds_nodash }}",
-                source=f"{lake_uri}/{LOG_KEY_TEMPLATE}",
-            )
-        )
+        .expand(day=days)
+    )
 
     with TaskGroup(group_id="stage_songs") as stage_songs:
         copy_songs = S3ToRedshiftOperator(
@@ -230,7 +272,7 @@ def staging_tasks(settings: Settings) -> list[Any]:
             s3_bucket=bucket,
             s3_key=f"{key_prefix}song_data",
             column_list=[column.name for column in schema.SONGS.columns],
-            copy_options=songs_options,
+            copy_options=copy_options(settings, "auto ignorecase"),
             method="APPEND",
             **connections,
         )
@@ -239,5 +281,5 @@ def staging_tasks(settings: Settings) -> list[Any]:
             load_table=schema.SONGS.name + "_{{ ds_nodash }}",
             source=f"{lake_uri}/song_data",
         )
-    prepare >> copy_songs
+    prepare >> [stage_events, copy_songs]
     return [stage_events, stage_songs]

@@ -125,27 +125,37 @@ class Warehouse(ABC):
         """Replace ``staging_songs`` with every song file in the lake, in this process."""
         raise NotImplementedError(f"{self.name}: the songs are staged by the DAG's tasks only")
 
-    def staging_tasks(self) -> list[Any]:
-        """The DAG's staging step (call inside a DAG): ``stage_events`` for the run's day and ``stage_songs``,
-        as tasks (or task groups) that dbt runs after. Bad input over the allowance and a missing day file
-        fail at once (``alerts.no_retry``)."""
+    @property
+    def staging_parallelism(self) -> int:
+        """How many days of a run load at once: one where the warehouse takes one writer."""
+        return 1 if self.writer_pool else self.settings.staging_parallelism
+
+    def staging_tasks(self, days: Any) -> list[Any]:
+        """The DAG's staging step (call inside a DAG): ``stage_events`` mapped over the run's ``days`` (ISO
+        dates, an upstream task's output), one task instance per day named by its day, and ``stage_songs``,
+        as tasks (or task groups) that dbt runs after. Bad input over the allowance and a missing day file fail
+        that day's task at once (``alerts.no_retry``); the other days' loads stand."""
         import pendulum
-        from airflow.sdk import task
+        from airflow.sdk import get_current_context, task
 
         from sparkify.alerts import no_retry
-        from sparkify.lake import LOG_KEY_TEMPLATE
 
-        @task(task_id="stage_events")
-        def stage_events(log_key: str, ds: str | None = None) -> dict[str, object]:
+        @task(
+            task_id="stage_events",
+            map_index_template="{{ day }}",
+            max_active_tis_per_dagrun=self.staging_parallelism,
+        )
+        def stage_events(day: str) -> dict[str, object]:
+            get_current_context()["day"] = day  # type: ignore[typeddict-unknown-key]
             with no_retry():
-                return self.stage_events(pendulum.Date.fromisoformat(ds), log_key)
+                return self.stage_events(pendulum.Date.fromisoformat(day))
 
         @task(task_id="stage_songs")
         def stage_songs() -> dict[str, object]:
             with no_retry():
                 return self.stage_songs()
 
-        return [stage_events(log_key=LOG_KEY_TEMPLATE), stage_songs()]
+        return [stage_events.expand(day=days), stage_songs()]
 
 
 @cache

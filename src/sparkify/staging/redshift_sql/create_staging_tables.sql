@@ -62,8 +62,7 @@ create table if not exists {{ params.raw_schema }}.staging_quarantine (
 )
 diststyle all;
 
--- The run's day and songs are copied into tables of their own, published once their rejects are counted.
-drop table if exists {{ params.raw_schema }}.staging_events_{{ ds_nodash }};
-create table {{ params.raw_schema }}.staging_events_{{ ds_nodash }} (like {{ params.raw_schema }}.staging_events);
+-- The run's song files are copied into a table of their own, published once their rejects are counted (each
+-- day's events likewise: create_day_load_table.sql).
 drop table if exists {{ params.raw_schema }}.staging_songs_{{ ds_nodash }};
 create table {{ params.raw_schema }}.staging_songs_{{ ds_nodash }} (like {{ params.raw_schema }}.staging_songs);
