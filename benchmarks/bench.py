@@ -16,6 +16,8 @@ Measured side by side in one run, so ratios hold on a shared machine:
    a fresh process each; its peak RSS against the same day without that line.
 7. History: one day's dbt work on day 1, 30, 90, 180 and 365 of a generated year at scale 10, and the whole run
    through Airflow on some of them (benchmarks/history.py); a plot of every curve kept (docs/benchmark_history.png).
+8. A year of history at scale 1: the raw floor, one run for the year, 30-day runs and a run per day
+   (benchmarks/year.py).
 
 Where a target is missed, the sections add what the profile shows: pyinstrument call trees of the DAG import
 and of staging, and where a day's run spends its time (from its task instances).
@@ -32,7 +34,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from benchmarks import history
+from benchmarks import history, year
 from benchmarks.common import SECTIONS, Row, table, write_report
 from benchmarks.day import EXECUTIONS, one_day
 from benchmarks.demo import demo_rows
@@ -73,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         default=",".join(map(str, history.CHECKPOINTS)),
         help="days of the history section",
     )
+    parser.add_argument(
+        "--year-per-day-days", type=int, default=30, help="days measured a run per day in the year section"
+    )
     parser.add_argument("--history-label", default="after", help="the name the history curve is kept under")
     parser.add_argument(
         "--history-home",
@@ -103,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
                 curves = history.keep(settings.root, args.history_label, commit, points)
                 history.plot(curves, out.parent / history.PLOT.name)
                 rows = history.rows(curves, Row)
+            elif name == "year":
+                rows = year.year(env, work / "year", args.year_per_day_days, Row)
             elif name == "day":
                 rows = one_day(settings, work / "day", env, args.execution or list(EXECUTIONS), profiles)
             elif name == "demo":

@@ -175,7 +175,7 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-SECTIONS = ("parse", "staging", "day", "scale", "demo", "hostile", "history")
+SECTIONS = ("parse", "staging", "day", "scale", "demo", "hostile", "history", "year")
 
 
 SECTION_TITLES = {
@@ -186,6 +186,7 @@ SECTION_TITLES = {
     "demo": "5. `make demo`'s backfill",
     "hostile": "6. A hostile file: one huge line",
     "history": "7. History: one day's cost as the days loaded grow",
+    "year": "8. A year of history",
 }
 
 

@@ -4,9 +4,10 @@
 A run covers the days of its data interval: one day on the `@daily` schedule and in Airflow's own backfill
 (the day of `ds`), any range when created with a wider interval (`make backfill DAYS_PER_RUN=N`).
 
-0. **days** lists the run's days.
-1. **stage_events** replaces each day's rows of `staging_events` with `log_data/YYYY/MM/YYYY-MM-DD-events.json`,
-   one mapped task instance per day (named by its day: a bad or missing file fails that day alone);
+1. **days** lists the run's days; **stage_events** replaces each day's rows of `staging_events` with
+   `log_data/YYYY/MM/YYYY-MM-DD-events.json`, one mapped task instance per day, named by its day (a run of more
+   than `SPARKIFY_MAX_STAGING_TASKS` days, 31 by default, stages consecutive days per instance); a bad or
+   missing file fails its day alone, the other days' loads stand;
    **stage_songs** refreshes `staging_songs` from `song_data/`, each as the configured warehouse stages data
    (on Redshift: COPY from S3 with the provider's `S3ToRedshiftOperator`; elsewhere its own bulk loader).
 2. **dbt_sparkify** (Cosmos) checks each source's freshness, then builds each dbt model, followed by that
@@ -42,7 +43,7 @@ from sparkify.alerts import on_failure
 from sparkify.assets import event_extra, mart_assets
 from sparkify.dbt import dbt_task_group
 from sparkify.dbt_run import generate_docs
-from sparkify.run_days import run_days
+from sparkify.run_days import batches, run_days
 from sparkify.settings import settings
 from sparkify.summary import log_counts
 from sparkify.warehouses import warehouse_for
@@ -64,14 +65,17 @@ MART_ASSETS = mart_assets(SETTINGS)
     doc_md=__doc__,
 )
 def sparkify_daily() -> None:
-    # One asset event per mart once the day is built and checked, the day in its extra: what downstream DAGs
-    # (sparkify_listening_report) are scheduled on. Cosmos' own per-task assets stay off (docs/performance.md).
+    # The run's days, as the staging task instances take them (a day each, up to SPARKIFY_MAX_STAGING_TASKS).
     @task
-    def days(data_interval_start=None, data_interval_end=None) -> list[str]:
-        return [day.isoformat() for day in run_days(data_interval_start, data_interval_end)]
+    def days(data_interval_start=None, data_interval_end=None) -> list[list[str]]:
+        days = run_days(data_interval_start, data_interval_end)
+        return [[day.isoformat() for day in batch] for batch in batches(days, SETTINGS.max_staging_tasks)]
 
+    # One asset event per mart once the run's days are built and checked, the days in its extra: what downstream
+    # DAGs (sparkify_listening_report) are scheduled on. Cosmos' own per-task assets stay off (docs/performance.md).
     @task(outlets=list(MART_ASSETS.values()))
-    def summary(days: list[str], run_id: str | None = None, outlet_events=None) -> dict[str, int]:
+    def summary(days: list[list[str]], run_id: str | None = None, outlet_events=None) -> dict[str, int]:
+        days = [day for batch in days for day in batch]
         counts = log_counts(SETTINGS, [date.fromisoformat(day) for day in days], run_id)
         for asset in MART_ASSETS.values():
             outlet_events[asset].extra = event_extra(days)

@@ -28,7 +28,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 
 from sparkify.health import DAG_ID, DAYS_SHOWN, HEALTH_PATH, HEALTH_PREFIX, HEALTH_ROUTE
 from sparkify.run_days import IntervalError, run_days
-from sparkify.task_errors import first_error_line, task_log_path
+from sparkify.task_errors import first_error_line, task_log_request
 
 DOCS_PREFIX = "/cosmos/"
 SIGNED_IN_ONLY = (DOCS_PREFIX, f"{HEALTH_PREFIX}/")
@@ -159,11 +159,13 @@ async def _airflow_runs(request: Request) -> dict[date, dict[str, Any]]:
 
 
 async def _task_error(client: httpx.AsyncClient, run_id: str, task: dict[str, Any]) -> str:
-    path = task_log_path(DAG_ID, run_id, task["task_id"], task.get("try_number") or 1, task.get("map_index"))
+    path, params = task_log_request(
+        DAG_ID, run_id, task["task_id"], task.get("try_number") or 1, task.get("map_index")
+    )
     try:
         log = await client.get(
             f"{airflow_api_url()}{path}",
-            params={"full_content": "true"},
+            params=params,
             headers={"Accept": "application/json"},
         )
         log.raise_for_status()

@@ -34,6 +34,25 @@ def run_days(start: datetime, end: datetime) -> list[date]:
     return [first + timedelta(days=offset) for offset in range((last - first).days)]
 
 
+def batches(days: list[date], max_tasks: int) -> list[list[date]]:
+    """The run's days as the staging task instances take them, in order: one day each while the run has at most
+    ``max_tasks`` days, else runs of consecutive days, as even as can be, ``max_tasks`` instances in all (each
+    instance costs Airflow a process: a year staged a day a task would cost minutes of it)."""
+    count = min(len(days), max_tasks)
+    size, extra = divmod(len(days), count)
+    out, start = [], 0
+    for index in range(count):
+        end = start + size + (index < extra)
+        out.append(days[start:end])
+        start = end
+    return out
+
+
+def label(days: list[str]) -> str:
+    """A staging task instance's name in the grid: its day, or its first and last."""
+    return days[0] if len(days) == 1 else f"{days[0]} .. {days[-1]}"
+
+
 def interval(first: date, last: date) -> tuple[datetime, datetime]:
     """The data interval of a run over ``first`` .. ``last`` (both included)."""
     start = datetime.combine(first, time(), UTC)

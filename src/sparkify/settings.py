@@ -113,6 +113,8 @@ class Settings:
     # How many days of a multi-day run load at once, on a warehouse that takes several writers (PostgreSQL,
     # Redshift); DuckDB loads one at a time (its one writer).
     staging_parallelism: int = 4
+    # At most this many staging task instances per run: a longer run stages consecutive days per instance.
+    max_staging_tasks: int = 31
     # A load fails when more of its records (lines of a day, song files) are quarantined than the larger of
     # these two: a count, and a share of its records (``rules.Allowance``).
     max_bad_records: int = 10
@@ -238,6 +240,9 @@ def from_env(environ: os._Environ[str] | dict[str, str] | None = None) -> Settin
         max_active_runs=int(env.get("SPARKIFY_MAX_ACTIVE_RUNS", "1")),
         staging_parallelism=_positive(
             env.get("SPARKIFY_STAGING_PARALLELISM", "4"), "SPARKIFY_STAGING_PARALLELISM"
+        ),
+        max_staging_tasks=_positive(
+            env.get("SPARKIFY_MAX_STAGING_TASKS", "31"), "SPARKIFY_MAX_STAGING_TASKS"
         ),
         max_bad_records=_count(env.get("SPARKIFY_MAX_BAD_RECORDS", "10"), "SPARKIFY_MAX_BAD_RECORDS"),
         max_bad_ratio=_ratio(env.get("SPARKIFY_MAX_BAD_RATIO", "0.01"), "SPARKIFY_MAX_BAD_RATIO"),

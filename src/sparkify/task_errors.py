@@ -7,15 +7,16 @@ from typing import Any
 from urllib.parse import quote
 
 
-def task_log_path(
+def task_log_request(
     dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int | None = None
-) -> str:
-    """The REST API path (under ``/api/v2``) of one try's log; ``map_index`` for a mapped task instance."""
+) -> tuple[str, dict[str, str]]:
+    """The REST API path (under ``/api/v2``) of one try's whole log, and its query parameters (``map_index`` for
+    a mapped task instance): passed apart, since an HTTP client's parameters replace a query left in the path."""
     path = f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{quote(task_id, safe='')}"
-    path += f"/logs/{int(try_number)}"
+    params = {"full_content": "true"}
     if map_index is not None and map_index >= 0:
-        path += f"?map_index={int(map_index)}"
-    return path
+        params["map_index"] = str(int(map_index))
+    return f"{path}/logs/{int(try_number)}", params
 
 
 def first_error_line(log: Any) -> str:

@@ -52,13 +52,13 @@ def rendered_copy(task) -> str:
 
 def day_stage(dag, day: str = DAY):
     """The run's ``stage_events`` instance for ``day``, as a worker creates it from the mapped task."""
-    return dag.get_task("stage_events").unmap({"day": day})
+    return dag.get_task("stage_events").unmap({"days": [day]})
 
 
 def test_staging_tasks_on_redshift(dag):
     assert {"prepare", "stage_events", "stage_songs.copy", "stage_songs.publish"} <= set(dag.task_ids)
     assert dag.get_task("stage_events").upstream_task_ids == {"prepare", "days"}
-    assert dag.get_task("stage_events").map_index_template == "{{ day }}"
+    assert dag.get_task("stage_events").map_index_template == "{{ days_label }}"
     assert dag.get_task("stage_songs.copy").upstream_task_ids == {"prepare"}
     assert dag.get_task("stage_songs.publish").upstream_task_ids == {"stage_songs.copy"}
     for task_id in ("stage_events", "stage_songs.publish"):
@@ -173,4 +173,4 @@ def test_the_shipped_jsonpaths_and_ddl_follow_the_landing_schema():
 def test_a_local_lake_is_refused_on_redshift(tmp_path):
     settings = settings_module.from_env({"SPARKIFY_WAREHOUSE": "redshift", "SPARKIFY_LAKE": str(tmp_path)})
     with pytest.raises(ValueError, match="s3://bucket/prefix"):
-        redshift.staging_tasks(settings, [DAY])
+        redshift.staging_tasks(settings, [[DAY]])

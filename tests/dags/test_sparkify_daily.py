@@ -10,7 +10,15 @@ import pytest
 from cosmos.operators._watcher.base import BaseConsumerSensor
 
 from sparkify import settings as settings_module
-from sparkify.run_days import FIRST_DAY_TEMPLATE, LAST_DAY_TEMPLATE, IntervalError, interval, run_days
+from sparkify.run_days import (
+    FIRST_DAY_TEMPLATE,
+    LAST_DAY_TEMPLATE,
+    IntervalError,
+    batches,
+    interval,
+    label,
+    run_days,
+)
 from sparkify.tuning.watcher import DbtBuildProducer, DbtRunSensor, DbtSourceSensor, DbtTestSensor
 from tests.conftest import REPO
 from tests.dags.conftest import parse
@@ -171,7 +179,7 @@ def test_dbt_tasks_run_the_days_of_the_data_interval(dag):
 def test_stage_events_is_mapped_over_the_runs_days(dag):
     task = dag.get_task("stage_events")
     assert task.upstream_task_ids == {"days"}
-    assert task.map_index_template == "{{ day }}"
+    assert task.map_index_template == "{{ days_label }}"
     assert dag.get_task("summary").upstream_task_ids >= {"days"}
 
 
@@ -203,6 +211,27 @@ def test_dbt_reads_the_days_the_run_stages(dag, start, end, days):
     task = dag.get_task("dbt_sparkify.dbt_producer_watcher")
     rendered = task.render_template(task.env, context)
     assert [rendered["SPARKIFY_RUN_DATE"], rendered["SPARKIFY_RUN_END_DATE"]] == [days[0], days[-1]]
+
+
+@pytest.mark.parametrize(
+    ("days", "max_tasks", "sizes"),
+    [
+        (1, 31, [1]),
+        (7, 31, [1] * 7),
+        (31, 31, [1] * 31),
+        (32, 31, [2] + [1] * 30),
+        (365, 31, [12] * 24 + [11] * 7),
+    ],
+)
+def test_a_long_run_stages_consecutive_days_per_task(days, max_tasks, sizes):
+    first = pendulum.date(2018, 11, 1)
+    every = [first.add(days=offset) for offset in range(days)]
+    staged = batches(every, max_tasks)
+    assert [len(batch) for batch in staged] == sizes
+    assert [day for batch in staged for day in batch] == every
+    assert label([day.isoformat() for day in staged[0]]) == (
+        "2018-11-01" if sizes[0] == 1 else f"2018-11-01 .. {staged[0][-1].isoformat()}"
+    )
 
 
 def test_a_run_covers_whole_days():

@@ -10,7 +10,7 @@ import pytest
 
 from sparkify.datagen import generate
 from sparkify.local_airflow import free_port
-from tests.conftest import REPO, build_day_by_day, fingerprints
+from tests.conftest import REPO, build_day_by_day, dbt, fingerprints
 
 DAYS = ("2018-11-01", "2018-11-02")
 SEED = 11
@@ -69,3 +69,64 @@ def assert_warmed_before_forking(home: str | Path) -> None:
         "the executor forked its workers before dbt ran"
     )
     assert "dbt warm-up failed" not in scheduler_log
+
+
+# -- runs of several days (make backfill DAYS_PER_RUN=N) ------------------------------------------------------
+
+WEEK_AND_A_DAY = tuple(f"2018-11-{day:02d}" for day in range(1, 9))
+WEEK_SEED = 31
+
+
+def week_and_a_day(root: Path) -> Path:
+    """Eight generated days: seven per run leave a run of one."""
+    return generate(root / "lake", scale=1, seed=WEEK_SEED, days=len(WEEK_AND_A_DAY)).root
+
+
+def built_without_airflow_at(
+    root: Path, lake: Path, tables: tuple[str, ...], last_days: tuple[str, ...]
+) -> dict[str, dict[str, tuple[int, str]]]:
+    """``lake``'s days up to each of ``last_days`` staged, then built whole without Airflow (a full build, which
+    equals a build a day at a time, tests/dbt/test_incremental.py, which equals a backfill of a run per day,
+    test_backfill.py): the tables' fingerprints at each."""
+    from datetime import date, timedelta
+
+    from sparkify.settings import from_env
+    from sparkify.warehouses import warehouse_for
+
+    env = {
+        **os.environ,
+        "SPARKIFY_HOME": str(REPO),
+        "SPARKIFY_LAKE": str(lake),
+        "SPARKIFY_DUCKDB_PATH": str(root / "reference.duckdb"),
+        "DBT_LOG_PATH": str(root / "reference-logs"),
+        "DBT_EXCLUDE_RESOURCE_TYPES": "unit_test",
+        "DO_NOT_TRACK": "1",
+    }
+    settings = from_env(env)
+    warehouse = warehouse_for(settings)
+    warehouse.stage_songs()
+    after, day = {}, date.fromisoformat(WEEK_AND_A_DAY[0])
+    for last in last_days:
+        while day <= date.fromisoformat(last):
+            warehouse.stage_events(day)
+            day += timedelta(days=1)
+        result = dbt(env, "build", "--full-refresh", "--target-path", str(root / "reference-target"))
+        assert result.returncode == 0, result.stdout[-5000:]
+        after[last] = fingerprints(settings, tables)
+    return after
+
+
+def run_in_ranges(airflow, days: tuple[str, ...], per_run: int, timeout: float = 600) -> list[dict]:
+    """``days`` backfilled ``per_run`` days a run, as `make backfill DAYS_PER_RUN=N` creates them: each run
+    through the REST API once the one before has finished. The runs, finished."""
+    from datetime import date, timedelta
+
+    airflow.unpause()
+    runs = []
+    first = date.fromisoformat(days[0])
+    while first <= date.fromisoformat(days[-1]):
+        last = min(first + timedelta(days=per_run - 1), date.fromisoformat(days[-1]))
+        airflow.create_range_run(first, last)
+        runs += airflow.wait_runs_finished(first.isoformat(), first.isoformat(), 1, timeout=timeout)
+        first = last + timedelta(days=1)
+    return runs

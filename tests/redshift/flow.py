@@ -94,7 +94,7 @@ def run_task(shim: RedshiftOnPostgres, task_id: str, day: str, days: tuple[str, 
     for ``day``), its fields rendered for the run of ``days`` (default: ``day`` alone), then executed."""
     task = parse_dag().get_task(task_id)
     if task_id == "stage_events":
-        task = task.unmap({"day": day})
+        task = task.unmap({"days": [day]})
     context = _context(task, days or (day,))
     shim.recorder.origin = task_id
     task.render_template_fields(context)

@@ -3,6 +3,7 @@ transaction; the same values whichever warehouse loads them."""
 
 from __future__ import annotations
 
+import shutil
 from datetime import date
 
 import pytest
@@ -114,3 +115,34 @@ def test_no_song_files_is_an_error_naming_the_folder(make_settings, tmp_path):
 def test_the_day_key_is_the_bucket_layout():
     assert Lake.log_key(date(2018, 11, 5)) == "log_data/2018/11/2018-11-05-events.json"
     assert Lake.log_key(date(2019, 1, 31)) == "log_data/2019/01/2019-01-31-events.json"
+
+
+def test_a_batch_of_days_loads_every_good_day_and_fails_naming_the_bad_one(
+    small_lake, make_settings, warehouse_name, tmp_path
+):
+    """A long run's staging task takes consecutive days: a day missing its file fails, not retried, naming it,
+    while the days around it load."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from sparkify.warehouses import each_day
+
+    lake = tmp_path / "lake"
+    shutil.copytree(small_lake.root, lake)
+    (lake / Lake.log_key(DAY2)).unlink()
+    settings = make_settings(lake)
+    warehouse = warehouse_for(settings)
+    days = [DAY1.isoformat(), DAY2.isoformat(), "2018-11-03"]
+    with pytest.raises(AirflowFailException) as error:
+        each_day(days, lambda day: warehouse.stage_events(date.fromisoformat(day)))
+    assert str(error.value).startswith(
+        "1 of 3 days failed, the others loaded: 2018-11-02: LakeError: no event log for 2018-11-02: expected "
+    )
+    assert "(not retried: waiting cannot fix it)" in str(error.value)
+    staged = query(
+        settings, "select cast(log_date as varchar), count(*) from landing.staging_events group by 1"
+    )
+    assert sorted(day for day, _ in staged) == ["2018-11-01", "2018-11-03"]
+    # One day: its own result, and its own error as it was.
+    assert each_day(["2018-11-03"], lambda day: warehouse.stage_events(date.fromisoformat(day)))["rows"] > 0
+    with pytest.raises(AirflowFailException, match=r"^LakeError: no event log for 2018-11-02"):
+        each_day(["2018-11-02"], lambda day: warehouse.stage_events(date.fromisoformat(day)))

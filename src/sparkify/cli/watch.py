@@ -17,7 +17,7 @@ from sparkify.local_airflow import (
 )
 from sparkify.settings import Settings
 from sparkify.task_errors import first_error_line as task_error
-from sparkify.task_errors import task_log_path
+from sparkify.task_errors import task_log_request
 
 # Only the tasks that failed themselves are named: the ones they stopped are counted as not run.
 FAILED_TASK_STATES = {"failed"}
@@ -124,11 +124,12 @@ def first_error_line(
     airflow: LocalAirflow, run_id: str, task_id: str, try_number: int, map_index: int = -1
 ) -> str:
     """The first line of the error a task's try failed with, from its log."""
+    path, params = task_log_request(DAG_ID, run_id, task_id, try_number, map_index)
     try:
         log = airflow.api(
             "GET",
-            task_log_path(DAG_ID, run_id, task_id, try_number, map_index),
-            params={"full_content": "true"},
+            path,
+            params=params,
             headers={"Accept": "application/json"},
         )
     except Exception as error:  # the progress output never stops the watch

@@ -1,8 +1,8 @@
 """Staging on Redshift: the provider's S3ToRedshiftOperator copies straight from the S3 lake.
 
 ``prepare`` creates the landing tables (DDL in redshift_sql/) and the run's load table for the song files.
-``stage_events``, one mapped task instance per day of the run, creates the day's load table, COPYs the day's log
-into it (JSONPaths shipped in redshift_sql/events_jsonpaths.json and uploaded to the lake) and publishes it;
+``stage_events``, one mapped task instance per day of the run (or per batch of days, on a long run), creates
+each day's load table, COPYs the day's log into it (JSONPaths shipped in redshift_sql/events_jsonpaths.json and uploaded to the lake) and publishes it;
 ``stage_songs.copy`` (JSON 'auto ignorecase') loads the song files, published by ``stage_songs.publish``. Each
 COPY may reject records (``MAXERROR``); publishing reads what COPY rejected from ``stl_load_errors``, fails
 with the same ``BadInputError`` as the other warehouses when more than the allowed share was rejected
@@ -161,66 +161,67 @@ def execute_sql(settings: Settings, sql: str) -> None:
 
 @cache
 def day_log_stage() -> type:
-    """``S3ToRedshiftOperator`` for one day's log (``day``, an ISO date: the operator is mapped over the run's
-    days), which first checks that the file is there (a missing day fails at once, not retried: waiting cannot
-    bring it, naming the file, as on every warehouse), copies it into the day's own load table, then publishes
-    it (``publish``). (Defined on first use: the provider is imported only by a Redshift deployment.)"""
+    """``S3ToRedshiftOperator`` for a run's days (``days``, ISO dates: the operator is mapped over the run's
+    batches of days). For each day in order it checks that the day's file is there (a missing day fails, not
+    retried: waiting cannot bring it, naming the file, as on every warehouse), copies it into the day's own load
+    table, then publishes it (``publish``). (Defined on first use: the provider is imported only by a Redshift
+    deployment.)"""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
     from airflow.providers.amazon.aws.transfers.s3_to_redshift import S3ToRedshiftOperator
-    from airflow.sdk.exceptions import AirflowFailException
 
-    from sparkify.alerts import no_retry
     from sparkify.lake import LakeError
+    from sparkify.run_days import label
     from sparkify.settings import settings as current_settings
+    from sparkify.warehouses import each_day
+
+    def load_table(day: str) -> str:
+        return f"{schema.EVENTS.name}_{day.replace('-', '')}"
 
     class DayLogStage(S3ToRedshiftOperator):
-        template_fields = (*S3ToRedshiftOperator.template_fields, "day")
+        template_fields = (*S3ToRedshiftOperator.template_fields, "days")
 
-        def __init__(self, *, day: str, key_prefix: str, **kwargs: Any) -> None:
-            self.day = day
+        def __init__(self, *, days: list[str], key_prefix: str, **kwargs: Any) -> None:
+            self.days = days
+            self.key_prefix = key_prefix
             super().__init__(
-                table=f"{schema.EVENTS.name}_{day.replace('-', '')}",
-                s3_key=key_prefix + Lake.log_key(date.fromisoformat(day)),
+                table=load_table(days[0]),
+                s3_key=key_prefix + Lake.log_key(date.fromisoformat(days[0])),
                 method="APPEND",
                 **kwargs,
             )
 
-        def execute(self, context: Any) -> dict[str, object]:
-            context["day"] = self.day  # the mapped instance's name in the UI (map_index_template)
+        def execute(self, context: Any) -> Any:
+            context["days_label"] = label(
+                self.days
+            )  # the mapped instance's name in the UI (map_index_template)
+            return each_day(self.days, lambda day: self.stage_day(day, context))
+
+        def stage_day(self, day: str, context: Any) -> dict[str, object]:
+            key = Lake.log_key(date.fromisoformat(day))
+            self.table, self.s3_key = load_table(day), self.key_prefix + key
             if not S3Hook(aws_conn_id=self.aws_conn_id).check_for_key(self.s3_key, self.s3_bucket):
-                error = LakeError(
-                    f"no event log for {self.day}: expected s3://{self.s3_bucket}/{self.s3_key}"
-                )
-                raise AirflowFailException(
-                    f"LakeError: {error} (not retried: waiting cannot fix it)"
-                ) from error
+                raise LakeError(f"no event log for {day}: expected s3://{self.s3_bucket}/{self.s3_key}")
             settings = current_settings()
-            key = Lake.log_key(date.fromisoformat(self.day))
             values = {
                 "raw_schema": settings.raw_schema,
                 "lake": settings.lake.rstrip("/"),
-                "day": self.day,
-                "day_nodash": self.day.replace("-", ""),
+                "day": day,
+                "day_nodash": day.replace("-", ""),
                 "log_key": key,
             }
             execute_sql(settings, render_sql("create_day_load_table.sql", **values))
             super().execute(context)
-            with no_retry():
-                return publish(
-                    settings,
-                    schema.EVENTS,
-                    render_sql("publish_events_day.sql", **values),
-                    self.table,
-                    f"{values['lake']}/{key}",
-                    "lines",
-                ).__dict__
+            sql = render_sql("publish_events_day.sql", **values)
+            return publish(
+                settings, schema.EVENTS, sql, self.table, f"{values['lake']}/{key}", "lines"
+            ).__dict__
 
     return DayLogStage
 
 
-def staging_tasks(settings: Settings, days: Any) -> list[Any]:
+def staging_tasks(settings: Settings, batches: Any) -> list[Any]:
     """The staging steps of the DAG on Redshift: ``prepare``, then ``stage_events`` (mapped over the run's
-    ``days``) and the ``stage_songs`` task group."""
+    ``batches`` of days) and the ``stage_songs`` task group."""
     from airflow.providers.amazon.aws.transfers.s3_to_redshift import S3ToRedshiftOperator
     from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
     from airflow.sdk import TaskGroup, task
@@ -257,11 +258,11 @@ def staging_tasks(settings: Settings, days: Any) -> list[Any]:
             key_prefix=key_prefix,
             column_list=[column.name for column in schema.EVENTS.columns],
             copy_options=copy_options(settings, jsonpaths_uri(settings)),
-            map_index_template="{{ day }}",
+            map_index_template="{{ days_label }}",
             max_active_tis_per_dagrun=settings.staging_parallelism,
             **connections,
         )
-        .expand(day=days)
+        .expand(days=batches)
     )
 
     with TaskGroup(group_id="stage_songs") as stage_songs:

@@ -130,32 +130,58 @@ class Warehouse(ABC):
         """How many days of a run load at once: one where the warehouse takes one writer."""
         return 1 if self.writer_pool else self.settings.staging_parallelism
 
-    def staging_tasks(self, days: Any) -> list[Any]:
-        """The DAG's staging step (call inside a DAG): ``stage_events`` mapped over the run's ``days`` (ISO
-        dates, an upstream task's output), one task instance per day named by its day, and ``stage_songs``,
-        as tasks (or task groups) that dbt runs after. Bad input over the allowance and a missing day file fail
-        that day's task at once (``alerts.no_retry``); the other days' loads stand."""
-        import pendulum
+    def staging_tasks(self, batches: Any) -> list[Any]:
+        """The DAG's staging step (call inside a DAG): ``stage_events`` mapped over the run's ``batches`` of days
+        (lists of ISO dates, an upstream task's output), one task instance per batch named by its days, and
+        ``stage_songs``, as tasks (or task groups) that dbt runs after. Bad input over the allowance and a missing
+        day file fail their day's task at once, not retried (``alerts.no_retry``); the other days' loads stand."""
         from airflow.sdk import get_current_context, task
 
         from sparkify.alerts import no_retry
+        from sparkify.run_days import label
 
         @task(
             task_id="stage_events",
-            map_index_template="{{ day }}",
+            map_index_template="{{ days_label }}",
             max_active_tis_per_dagrun=self.staging_parallelism,
         )
-        def stage_events(day: str) -> dict[str, object]:
-            get_current_context()["day"] = day  # type: ignore[typeddict-unknown-key]
-            with no_retry():
-                return self.stage_events(pendulum.Date.fromisoformat(day))
+        def stage_events(days: list[str]) -> dict[str, object]:
+            get_current_context()["days_label"] = label(days)  # type: ignore[typeddict-unknown-key]
+            return each_day(days, lambda day: self.stage_events(date.fromisoformat(day)))
 
         @task(task_id="stage_songs")
         def stage_songs() -> dict[str, object]:
             with no_retry():
                 return self.stage_songs()
 
-        return [stage_events.expand(day=days), stage_songs()]
+        return [stage_events.expand(days=batches), stage_songs()]
+
+
+def each_day(days: list[str], stage: Any) -> Any:
+    """``stage(day)`` for each of ``days`` in order, each day's load its own: a day that fails on bad input or a
+    missing file (not retried: waiting cannot fix it) does not stop the others, and the task then fails naming
+    it. A failure that waiting can fix stops at once: the retry stages the days again (each load replaces its
+    day). One day's result, or each day's."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from sparkify.alerts import no_retry
+
+    results: dict[str, object] = {}
+    failed: list[tuple[str, AirflowFailException]] = []
+    for day in days:
+        try:
+            with no_retry():
+                results[day] = stage(day)
+        except AirflowFailException as error:
+            if len(days) == 1:
+                raise
+            failed.append((day, error))
+    if failed:
+        raise AirflowFailException(
+            f"{len(failed)} of {len(days)} days failed, the others loaded: "
+            + "; ".join(f"{day}: {error}" for day, error in failed)
+        ) from failed[0][1]
+    return results[days[0]] if len(days) == 1 else results
 
 
 @cache

@@ -78,12 +78,12 @@ class Redshift(Warehouse):
             except redshift_connector.Error as error:
                 raise refused(error) from error
 
-    def staging_tasks(self, days: Any) -> list[Any]:
+    def staging_tasks(self, batches: Any) -> list[Any]:
         """``prepare`` (the landing tables), then ``stage_events`` (one COPY and publish per day) and the
         ``stage_songs`` task group (COPY, publish)."""
         from sparkify.staging import redshift as loader
 
-        return loader.staging_tasks(self.settings, days)
+        return loader.staging_tasks(self.settings, batches)
 
 
 WAREHOUSE = Redshift
