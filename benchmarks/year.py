@@ -55,8 +55,6 @@ def _env(env: dict[str, str], work: Path, lake: Path, name: str) -> dict[str, st
         "SPARKIFY_DUCKDB_PATH": str(work / f"{name}.duckdb"),
         "SPARKIFY_DBT_DOCS_DIR": str(work / f"docs-{name}"),
         "SPARKIFY_RETRIES": "0",
-        "DBT_TARGET_PATH": str(work / f"target-{name}"),
-        "DBT_LOG_PATH": str(work / f"logs-{name}"),
     }
 
 
@@ -72,7 +70,7 @@ def raw_floor(env: dict[str, str], work: Path, lake: Path) -> Mode:
         "from sparkify.warehouses import warehouse_for; from sparkify.dbt_run import run_dbt; "
         "s = from_env(); w = warehouse_for(s); w.prepare(); w.stage_songs(); "
         f"[w.stage_events(date({FIRST_DAY.year}, {FIRST_DAY.month}, {FIRST_DAY.day}) + timedelta(days=i)) "
-        f"for i in range({YEAR_DAYS})]; run_dbt(s, 'build')"
+        f"for i in range({YEAR_DAYS})]; run_dbt(s, 'build', '--target-path', {str(work / 'target-floor')!r})"
     )
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-c", script], env=run_env, capture_output=True, text=True)

@@ -1,6 +1,6 @@
--- For each of the run's days (every staged day when run_date is unset) the songplays equal the distinct
--- NextSong events whose first occurrence is that day. Over all of history (run_date unset), no songplay comes from a
--- day that is not staged either. Returns the disagreeing days.
+-- For each of the run's days (every staged day when run_date is unset) the songplays equal the
+-- distinct NextSong events whose first occurrence is that day. Over all of history (run_date unset), no
+-- songplay comes from a day that is not staged either. Returns the disagreeing days.
 with
 
 events as (

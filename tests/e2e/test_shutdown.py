@@ -1,6 +1,6 @@
 """SIGTERM to `make backfill` mid-run (as `timeout`, a CI job's end, a supervisor or `docker stop` sends it, to
-make alone): every process the command started stops, the port and the DuckDB file are free, and the next
-`make backfill` of the same days completes."""
+make alone), with a run per day and with runs of several days (`DAYS_PER_RUN=all`): every process the command
+started stops, the port and the DuckDB file are free, and the next `make backfill` of the same days completes."""
 
 from __future__ import annotations
 
@@ -35,9 +35,16 @@ def started_by(home: str) -> list[psutil.Process]:
     return found
 
 
-def make_backfill(env: dict[str, str], log) -> subprocess.Popen:
+def make_backfill(env: dict[str, str], log, days_per_run: str) -> subprocess.Popen:
     return subprocess.Popen(
-        ["make", "--no-print-directory", "backfill", f"START={START}", f"END={END}"],
+        [
+            "make",
+            "--no-print-directory",
+            "backfill",
+            f"START={START}",
+            f"END={END}",
+            f"DAYS_PER_RUN={days_per_run}",
+        ],
         cwd=REPO,
         env=env,
         stdout=log,
@@ -56,8 +63,18 @@ def wait_for(path, text: str, process: subprocess.Popen, timeout: float) -> None
     raise AssertionError(f"{text!r} not seen in {timeout:.0f}s:\n{path.read_text()[-4000:]}")
 
 
-@pytest.fixture(scope="module")
-def interrupted(tmp_path_factory):
+# What each way of backfilling says when stopped: Airflow's own backfill is cancelled, a run of several days failed.
+STOPPED = {
+    "1": ("Interrupted (SIGTERM): cancelling backfill", f"unfinished runs marked failed: {START}"),
+    "all": (
+        "Interrupted (SIGTERM): marking run range__",
+        f"the next `make backfill` of {START} .. {END} runs",
+    ),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(STOPPED))
+def interrupted(request, tmp_path_factory):
     root = tmp_path_factory.mktemp("shutdown")
     lake = generate(root / "lake", scale=1, seed=5, days=1)
     home = str(root / "airflow")
@@ -72,7 +89,7 @@ def interrupted(tmp_path_factory):
     }
     output = root / "first.log"
     with output.open("w") as log:
-        make = make_backfill(env, log)
+        make = make_backfill(env, log, request.param)
         try:
             # Mid-run: the backfill created, its first day's tasks running.
             wait_for(output, f"running {START}", make, timeout=300)
@@ -90,15 +107,14 @@ def interrupted(tmp_path_factory):
         "code": code,
         "running": running,
         "output": output.read_text(),
+        "days_per_run": request.param,
     }
 
 
 def test_sigterm_stops_every_process_the_command_started(interrupted):
     assert interrupted["code"] != 0, interrupted["output"][-3000:]
-    assert "Interrupted (SIGTERM): cancelling backfill" in interrupted["output"], interrupted["output"][
-        -3000:
-    ]
-    assert f"unfinished runs marked failed: {START}" in interrupted["output"], interrupted["output"][-3000:]
+    for said in STOPPED[interrupted["days_per_run"]]:
+        assert said in interrupted["output"], interrupted["output"][-3000:]
     # The api-server, the scheduler and the dag-processor, and their children, were running.
     commands = " ".join(" ".join(p.cmdline()) for p in interrupted["running"] if p.is_running())
     assert len(interrupted["running"]) >= 3, commands
@@ -114,7 +130,7 @@ def test_the_port_and_the_duckdb_file_are_free(interrupted):
 def test_the_next_backfill_of_the_same_days_completes(interrupted):
     output = interrupted["root"] / "second.log"
     with output.open("w") as log:
-        make = make_backfill(interrupted["env"], log)
+        make = make_backfill(interrupted["env"], log, interrupted["days_per_run"])
         code = make.wait(timeout=600)
     text = output.read_text()
     assert code == 0, text[-4000:]
