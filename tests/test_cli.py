@@ -66,6 +66,51 @@ def test_progress_line():
     )
 
 
+def test_progress_of_a_run_of_several_days_names_its_days():
+    week = {
+        "state": "running",
+        "logical_date": "2018-11-01T00:00:00Z",
+        "data_interval_start": "2018-11-01T00:00:00Z",
+        "data_interval_end": "2018-11-08T00:00:00Z",
+    }
+    line = watch.progress_line([week], total=2, failed_days=0, staged={"2018-11-01": (3, 7)})
+    assert line == "runs done 0/2 (succeeded 0, failed 0), running 2018-11-01 .. 2018-11-07 (days staged 3/7)"
+
+
+def test_a_mapped_staging_task_is_named_by_its_days_in_a_run_of_several():
+    mapped = {"task_id": "stage_events", "map_index": 2, "rendered_map_index": "2018-11-03"}
+    assert watch.task_name(mapped, "2018-11-01") == "stage_events[2018-11-03]"
+    # A run of one day: the task, as before its staging was mapped.
+    assert watch.task_name({**mapped, "map_index": 0}, "2018-11-03") == "stage_events"
+    assert watch.task_name({"task_id": "summary", "map_index": -1}, "2018-11-01") == "summary"
+
+
+@pytest.mark.parametrize(("value", "expected"), [("1", 1), ("30", 30), ("all", None), ("ALL", None)])
+def test_days_per_run(value, expected):
+    assert cli.days_per_run(value) == expected
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "week", ""])
+def test_days_per_run_refuses_anything_else(value):
+    import argparse
+
+    with pytest.raises(argparse.ArgumentTypeError, match="whole number of days"):
+        cli.days_per_run(value)
+
+
+def test_a_range_is_cut_into_runs_in_date_order():
+    from datetime import date
+
+    from sparkify.cli.airflow_commands import day_ranges
+
+    assert day_ranges("2018-11-01", "2018-11-08", 7) == [
+        (date(2018, 11, 1), date(2018, 11, 7)),
+        (date(2018, 11, 8), date(2018, 11, 8)),
+    ]
+    assert day_ranges("2018-11-01", "2019-10-31", None) == [(date(2018, 11, 1), date(2019, 10, 31))]
+    assert len(day_ranges("2018-11-01", "2019-10-31", 30)) == 13
+
+
 def test_stack_env_generates_secrets_once_and_keeps_them(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("SPARKIFY_HOME", str(tmp_path))
     settings_module.settings.cache_clear()

@@ -199,7 +199,8 @@ def test_a_signed_in_browser_sees_the_days_and_the_flag(api_server, chromium, tm
     failed = page.locator(f"#day-{BAD_DAY} + ul")
     assert "stage_events" in failed.inner_text() and "(try 1" in failed.inner_text()
     assert bad_file_named(failed.locator("pre.error").inner_text()), failed.inner_text()
-    assert "/tasks/stage_events?try_number=1" in failed.locator("a.log").get_attribute("href")
+    # stage_events is mapped over the run's days: the link opens the day's own instance.
+    assert "/tasks/stage_events/mapped/0?try_number=1" in failed.locator("a.log").get_attribute("href")
     page.screenshot(path=str(tmp_path / "health.png"), full_page=True)
     # The view inside the Airflow UI, under its own route.
     page.goto(f"{api_server.url}/plugin/{HEALTH_ROUTE}")

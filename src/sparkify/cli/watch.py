@@ -113,11 +113,13 @@ def progress_line(
     return ", ".join(parts)
 
 
-def task_name(ti: dict[str, Any]) -> str:
-    """A task instance as a person names it: a mapped one by its day (``stage_events[2018-11-03]``)."""
-    if ti.get("map_index", -1) < 0:
+def task_name(ti: dict[str, Any], day: str) -> str:
+    """A task instance as a person names it: a mapped one of a run of several days by its days
+    (``stage_events[2018-11-03]``); in the run of ``day`` alone, by its task id."""
+    label = ti.get("rendered_map_index") or str(ti.get("map_index", -1))
+    if ti.get("map_index", -1) < 0 or label == day:
         return ti["task_id"]
-    return f"{ti['task_id']}[{ti.get('rendered_map_index') or ti['map_index']}]"
+    return f"{ti['task_id']}[{label}]"
 
 
 def first_error_line(
@@ -143,7 +145,7 @@ def trouble_line(config: Settings, day: str, ti: dict[str, Any], error: str) -> 
     tries = f"try {ti['try_number']} of {ti['max_tries'] + 1}"
     if ti["state"] == "failed":
         last = ti["try_number"] > ti["max_tries"]
-        return f"    {day} {task_name(ti)} failed on {tries}{' (the last)' if last else ', not retried'}: {error}"
+        return f"    {day} {task_name(ti, day)} failed on {tries}{' (the last)' if last else ', not retried'}: {error}"
     earliest, latest = config.retry_window(ti["try_number"])
     ended = datetime.fromisoformat(ti["end_date"]) if ti.get("end_date") else None
     when = (
@@ -151,7 +153,7 @@ def trouble_line(config: Settings, day: str, ti: dict[str, Any], error: str) -> 
         if ended
         else "next try pending"
     )
-    return f"    {day} {task_name(ti)} {tries} failed, {when}: {error}"
+    return f"    {day} {task_name(ti, day)} {tries} failed, {when}: {error}"
 
 
 def troubled_tries(
@@ -165,7 +167,7 @@ def troubled_tries(
     """The tries of ``ti`` that failed or wait to retry and are not ``shown`` yet. A retry can start again within
     a poll's interval, so the earlier tries come from the task's history whenever its try number moved past
     one not shown; only those that ended ``since`` (a try of an earlier command is not this watch's)."""
-    name = task_name(ti)
+    name = task_name(ti, day)
     unseen = [
         number
         for number in range(1, ti["try_number"])
@@ -183,7 +185,9 @@ def troubled_tries(
             and datetime.fromisoformat(past["end_date"]) >= since
         ]
     current = [ti] if ti["state"] in TROUBLE_STATES else []
-    troubled = [t for t in earlier + current if (day, task_name(t), t["try_number"], t["state"]) not in shown]
+    troubled = [
+        t for t in earlier + current if (day, task_name(t, day), t["try_number"], t["state"]) not in shown
+    ]
     # A past try that did not fail (a success cleared to run again, say) is not looked up again either.
     shown.update((day, name, number, "up_for_retry") for number in unseen)
     return troubled
@@ -214,7 +218,7 @@ def watch_backfill(
             if run["state"] == "running" or (run["state"] == "failed" and day not in failed_tasks):
                 for ti in airflow.task_instances(run["dag_run_id"]):
                     for trouble in troubled_tries(airflow, run["dag_run_id"], day, ti, shown, since):
-                        shown.add((day, task_name(trouble), trouble["try_number"], trouble["state"]))
+                        shown.add((day, task_name(trouble, day), trouble["try_number"], trouble["state"]))
                         error = first_error_line(
                             airflow,
                             run["dag_run_id"],
@@ -225,7 +229,7 @@ def watch_backfill(
                         print(trouble_line(airflow.settings, day, trouble, error), file=out, flush=True)
             if run["state"] == "failed" and day not in failed_tasks:
                 failed_tasks[day] = sorted(
-                    task_name(ti)
+                    task_name(ti, day)
                     for ti in airflow.task_instances(run["dag_run_id"])
                     if ti["state"] in FAILED_TASK_STATES
                 )
