@@ -204,8 +204,9 @@ def test_rerun_is_idempotent_and_a_missing_day_fails_the_backfill(workspace, fir
         "run_id=*2018-11-03*"
     )
     ran = {path.name.removeprefix("task_id=") for path in run_dir.iterdir()}
-    assert ran == {"stage_events", "stage_songs"}
-    [last_attempt] = (run_dir / "task_id=stage_events").glob("attempt=*.log")
+    assert ran == {"days", "stage_events", "stage_songs"}
+    # stage_events is mapped over the run's days: the day's instance, index 0.
+    [last_attempt] = (run_dir / "task_id=stage_events" / "map_index=0").glob("attempt=*.log")
     assert last_attempt.name == "attempt=1.log"
     alerts = [line for line in last_attempt.read_text().splitlines() if ALERT_PREFIX in line]
     assert len(alerts) == 1 and "log_data/2018/11/2018-11-03-events.json" in alerts[0]
