@@ -82,12 +82,18 @@ def make_lake(root: Path) -> tuple[Path, list[dict], dict]:
 
 
 @pytest.fixture(scope="module", params=["duckdb", "postgres"])
-def scenario(request, tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp(f"incremental-{request.param}")
+def warehouse_kind(request) -> str:
+    """The warehouse both scenarios run on: one parameter, so each is built once per warehouse."""
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def scenario(request, warehouse_kind, tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp(f"incremental-{warehouse_kind}")
     lake, wrong_fourth, cases = make_lake(tmp_path)
     corrected_fourth = (lake / Lake.log_key(D[4])).read_text()
     extra = {}
-    if request.param == "postgres":
+    if warehouse_kind == "postgres":
         request.getfixturevalue("postgres_server")
         database = f"sparkify_test_{uuid.uuid4().hex[:12]}"
         request.addfinalizer(lambda: drop_database(database))
@@ -190,13 +196,13 @@ def test_the_cases_happened(scenario):
 RANGES = [(1, 3), (5, 8), (4, 4), (2, 6)]
 
 
-@pytest.fixture(scope="module", params=["duckdb", "postgres"])
-def ranges(request, tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp(f"ranges-{request.param}")
+@pytest.fixture(scope="module")
+def ranges(request, warehouse_kind, tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp(f"ranges-{warehouse_kind}")
     lake, wrong_fourth, _ = make_lake(tmp_path)
     corrected_fourth = (lake / Lake.log_key(D[4])).read_text()
     extra = {}
-    if request.param == "postgres":
+    if warehouse_kind == "postgres":
         request.getfixturevalue("postgres_server")
         database = f"sparkify_test_{uuid.uuid4().hex[:12]}"
         request.addfinalizer(lambda: drop_database(database))
