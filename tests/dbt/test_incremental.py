@@ -81,19 +81,12 @@ def make_lake(root: Path) -> tuple[Path, list[dict], dict]:
     return lake, wrong, cases
 
 
-@pytest.fixture(scope="module", params=["duckdb", "postgres"])
-def warehouse_kind(request) -> str:
-    """The warehouse both scenarios run on: one parameter, so each is built once per warehouse."""
-    return request.param
-
-
-@pytest.fixture(scope="module")
-def scenario(request, warehouse_kind, tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp(f"incremental-{warehouse_kind}")
+def new_scenario(request, kind: str, tmp_path: Path) -> dict:
+    """The lake the days end with (and the wrong first version of the 4th, what each case touched), on a new
+    warehouse of ``kind`` with the song files staged: the environment of its dbt commands and their target."""
     lake, wrong_fourth, cases = make_lake(tmp_path)
-    corrected_fourth = (lake / Lake.log_key(D[4])).read_text()
     extra = {}
-    if warehouse_kind == "postgres":
+    if kind == "postgres":
         request.getfixturevalue("postgres_server")
         database = f"sparkify_test_{uuid.uuid4().hex[:12]}"
         request.addfinalizer(lambda: drop_database(database))
@@ -109,9 +102,31 @@ def scenario(request, warehouse_kind, tmp_path_factory):
         "DBT_EXCLUDE_RESOURCE_TYPES": "unit_test",
         "DO_NOT_TRACK": "1",
     }
-    target = tmp_path / "target"
+    warehouse_for(settings).stage_songs()
+    return {
+        "lake": lake,
+        "wrong_fourth": wrong_fourth,
+        "corrected_fourth": (lake / Lake.log_key(D[4])).read_text(),
+        "cases": cases,
+        "settings": settings,
+        "env": env,
+        "target": tmp_path / "target",
+    }
+
+
+@pytest.fixture(scope="module", params=["duckdb", "postgres"])
+def warehouse_kind(request) -> str:
+    """The warehouse both scenarios run on: one parameter, so each is built once per warehouse."""
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def scenario(request, warehouse_kind, tmp_path_factory):
+    new = new_scenario(request, warehouse_kind, tmp_path_factory.mktemp(f"incremental-{warehouse_kind}"))
+    lake, wrong_fourth, corrected_fourth = new["lake"], new["wrong_fourth"], new["corrected_fourth"]
+    settings, env, target = new["settings"], new["env"], new["target"]
     warehouse = warehouse_for(settings)
-    warehouse.stage_songs()
+    cases = new["cases"]
     fourth_staged = 0
     for load, day in enumerate(LOAD_ORDER):
         if day == 4:
@@ -198,29 +213,10 @@ RANGES = [(1, 3), (5, 8), (4, 4), (2, 6)]
 
 @pytest.fixture(scope="module")
 def ranges(request, warehouse_kind, tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp(f"ranges-{warehouse_kind}")
-    lake, wrong_fourth, _ = make_lake(tmp_path)
-    corrected_fourth = (lake / Lake.log_key(D[4])).read_text()
-    extra = {}
-    if warehouse_kind == "postgres":
-        request.getfixturevalue("postgres_server")
-        database = f"sparkify_test_{uuid.uuid4().hex[:12]}"
-        request.addfinalizer(lambda: drop_database(database))
-        extra = {"SPARKIFY_WAREHOUSE": "postgres", "SPARKIFY_PG_DATABASE": database}
-    settings = new_warehouse(lake, tmp_path / "warehouse.duckdb", extra)
-    env = {
-        **os.environ,
-        "SPARKIFY_HOME": str(REPO),
-        "SPARKIFY_LAKE": str(lake),
-        "SPARKIFY_WAREHOUSE": settings.warehouse,
-        "SPARKIFY_DUCKDB_PATH": str(settings.duckdb_path),
-        "SPARKIFY_PG_DATABASE": settings.postgres.database,
-        "DBT_EXCLUDE_RESOURCE_TYPES": "unit_test",
-        "DO_NOT_TRACK": "1",
-    }
-    target = tmp_path / "target"
+    new = new_scenario(request, warehouse_kind, tmp_path_factory.mktemp(f"ranges-{warehouse_kind}"))
+    lake, wrong_fourth, corrected_fourth = new["lake"], new["wrong_fourth"], new["corrected_fourth"]
+    settings, env, target = new["settings"], new["env"], new["target"]
     warehouse = warehouse_for(settings)
-    warehouse.stage_songs()
     (lake / Lake.log_key(D[4])).write_text("".join(json.dumps(e) + "\n" for e in wrong_fourth))
     outputs = []
     for load, (first, last) in enumerate(RANGES):

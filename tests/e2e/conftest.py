@@ -130,3 +130,29 @@ def run_in_ranges(airflow, days: tuple[str, ...], per_run: int, timeout: float =
         runs += airflow.wait_runs_finished(first.isoformat(), first.isoformat(), 1, timeout=timeout)
         first = last + timedelta(days=1)
     return runs
+
+
+def audited_days(settings) -> dict[str, tuple[int, int]]:
+    """Each day of the audit table: its rows, and how many runs recorded them."""
+    from sparkify.warehouses import warehouse_for
+
+    with warehouse_for(settings).cursor() as cur:
+        cur.execute(
+            "select log_date, count(*), count(distinct run_id) from landing.pipeline_audit group by 1"
+        )
+        return {day.isoformat(): (rows, run_ids) for day, rows, run_ids in cur.fetchall()}
+
+
+def make_check(env: dict[str, str]):
+    """`make check` (every data test on all of history) on the warehouse ``env`` names."""
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "sparkify.cli", "check"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )

@@ -5,8 +5,6 @@ clearing that day once the file is fixed completes the run. (PostgreSQL: test_da
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -16,11 +14,13 @@ from sparkify.local_airflow import running
 from sparkify.settings import from_env
 from sparkify.task_errors import first_error_line, task_log_request
 from sparkify.warehouses import warehouse_for
-from tests.conftest import MARTS, REPO, fingerprints
+from tests.conftest import MARTS, fingerprints
 from tests.e2e.conftest import (
     WEEK_AND_A_DAY,
     airflow_workspace,
+    audited_days,
     built_without_airflow_at,
+    make_check,
     run_in_ranges,
     week_and_a_day,
 )
@@ -44,21 +44,11 @@ def scenario(workspace, per_run: int) -> dict:
     runs = run_in_ranges(workspace["airflow"], WEEK_AND_A_DAY, per_run)
     reports = workspace["airflow"].wait_reports_done(since=started)
     settings = from_env(workspace["env"])
+    audit = audited_days(settings)
     with warehouse_for(settings).cursor() as cur:
-        cur.execute(
-            "select log_date, count(*), count(distinct run_id) from landing.pipeline_audit group by 1"
-        )
-        audit = {day.isoformat(): (rows, run_ids) for day, rows, run_ids in cur.fetchall()}
         cur.execute("select distinct report_date from analytics.rpt_daily_listening")
         reported = sorted(day.isoformat() for (day,) in cur.fetchall())
-    checked = subprocess.run(
-        [sys.executable, "-m", "sparkify.cli", "check"],
-        env=workspace["env"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    checked = make_check(workspace["env"])
     return {
         "runs": runs,
         "marts": fingerprints(settings, TABLES),

@@ -4,8 +4,6 @@ every day's audit rows, and the whole history passes `make check`."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -14,12 +12,13 @@ import pytest
 from sparkify.local_airflow import running
 from sparkify.settings import from_env
 from sparkify.staging import postgres
-from sparkify.warehouses import warehouse_for
-from tests.conftest import MARTS, REPO, drop_database, fingerprints
+from tests.conftest import MARTS, drop_database, fingerprints
 from tests.e2e.conftest import (
     WEEK_AND_A_DAY,
     airflow_workspace,
+    audited_days,
     built_without_airflow_at,
+    make_check,
     run_in_ranges,
     week_and_a_day,
 )
@@ -60,19 +59,8 @@ def scenario(workspace, per_run: int) -> dict:
     settings = from_env(workspace["env"])
     postgres.ensure_database(settings)
     runs = run_in_ranges(workspace["airflow"], WEEK_AND_A_DAY, per_run)
-    with warehouse_for(settings).cursor() as cur:
-        cur.execute(
-            "select log_date, count(*), count(distinct run_id) from landing.pipeline_audit group by 1"
-        )
-        audit = {day.isoformat(): (rows, run_ids) for day, rows, run_ids in cur.fetchall()}
-    checked = subprocess.run(
-        [sys.executable, "-m", "sparkify.cli", "check"],
-        env=workspace["env"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    audit = audited_days(settings)
+    checked = make_check(workspace["env"])
     return {
         "runs": runs,
         "marts": fingerprints(settings, MARTS),
