@@ -71,8 +71,7 @@ class LocalAirflow(AirflowProcesses, AirflowApi):
 
     def create_backfill(self, start: str, end: str, max_active_runs: int) -> dict[str, Any]:
         # The report DAG too: the backfill's asset events then start its runs.
-        for dag_id in (DAG_ID, REPORT_DAG_ID):
-            self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+        self.unpause()
         # On the SQLite metadata database the API answers 503 ("Database is locked") while the scheduler writes:
         # a busy database, not an error; ask again. The refused attempt may have committed its backfill before
         # the lock hit (the next attempt then gets 409 "already a running backfill"): cancel it first.
