@@ -4,7 +4,7 @@ signed in, through a real api-server and Chromium: tests/e2e/test_health_view.py
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 import duckdb
 import pytest
@@ -121,3 +121,69 @@ def test_a_days_failed_tasks_are_its_own_staging_and_the_runs_tasks():
     assert task_of_day(
         {"task_id": "stage_events", "map_index": 0, "rendered_map_index": None}, date(2018, 11, 4)
     )
+
+
+@pytest.mark.parametrize(
+    ("run_type", "state", "ended", "late"),
+    [
+        # Not done, now past the deadline (the day ended 2018-11-02 00:00, deadline 3 h later).
+        ("scheduled", "running", None, True),
+        ("scheduled", "failed", None, True),
+        # Done before the deadline, and after it.
+        ("scheduled", "success", "2018-11-02T02:59:00+00:00", False),
+        ("scheduled", "success", "2018-11-02T03:01:00+00:00", True),
+        # A backfill or a manual run has no deadline.
+        ("backfill", "running", None, False),
+        ("manual", "failed", None, False),
+    ],
+)
+def test_a_scheduled_day_past_its_deadline_is_late(settings, run_type, state, ended, late):
+    from sparkify.health import mark_arrival
+
+    day = Day(
+        date(2018, 11, 1),
+        run={
+            "dag_run_id": "r",
+            "run_type": run_type,
+            "state": state,
+            "end_date": ended,
+            "data_interval_start": "2018-11-01T00:00:00+00:00",
+            "data_interval_end": "2018-11-02T00:00:00+00:00",
+        },
+    )
+    mark_arrival(settings, day, now=datetime(2018, 11, 2, 4, tzinfo=UTC))
+    assert day.late is late
+    assert ('data-late="true"' in page(settings, [day], ui_url="")) is late
+    if late:
+        assert "late: deadline 2018-11-02 03:00 UTC" in page(settings, [day], ui_url="")
+
+
+def test_a_day_waiting_for_its_file_says_since_when(settings):
+    from sparkify.health import mark_arrival
+
+    run = {
+        "dag_run_id": "scheduled__2018-11-02T00:00:00+00:00",
+        "run_type": "scheduled",
+        "state": "running",
+        "waiting_since": "2018-11-02T00:00:05Z",
+        "data_interval_start": "2018-11-01T00:00:00+00:00",
+        "data_interval_end": "2018-11-02T00:00:00+00:00",
+    }
+    day = Day(date(2018, 11, 1), run=run)
+    mark_arrival(settings, day, now=datetime(2018, 11, 2, 1, tzinfo=UTC))
+    assert (day.state, day.late) == ("waiting", False)
+    html = page(settings, [day], ui_url="")
+    assert 'data-state="waiting"' in html and "waiting for file since 2018-11-02T00:00:05Z" in html
+
+
+def test_an_unreadable_warehouse_still_shows_each_days_run(settings):
+    """Before the first staging (no warehouse yet), or while a run writes the DuckDB file: the runs, and why."""
+    from sparkify.health import run_days_only
+
+    runs = {
+        date(2018, 11, day): {"dag_run_id": f"r{day}", "state": "running", "run_type": "scheduled"}
+        for day in (1, 2)
+    }
+    html = page(settings, run_days_only(runs), ui_url="", error="database does not exist")
+    assert 'id="unreadable"' in html and "database does not exist" in html
+    assert html.index('data-day="2018-11-02"') < html.index('data-day="2018-11-01"')

@@ -138,3 +138,40 @@ def test_the_schedule_s_days_come_from_the_environment():
         from_env({"SPARKIFY_HOME": str(REPO), "SPARKIFY_START_DATE": "1/11/2018"})
     with pytest.raises(ValueError, match="is before SPARKIFY_START_DATE"):
         from_env({"SPARKIFY_HOME": str(REPO), "SPARKIFY_END_DATE": "2018-10-31"})
+
+
+def test_the_arrival_wait_and_the_deadline_come_from_the_environment():
+    from datetime import timedelta
+
+    from sparkify.settings import spoken
+
+    default = from_env({"SPARKIFY_HOME": str(REPO)})
+    assert (default.arrival_timeout, default.arrival_poke, default.deadline) == (
+        timedelta(hours=6),
+        timedelta(minutes=5),
+        timedelta(hours=3),
+    )
+    settings = from_env(
+        {
+            "SPARKIFY_HOME": str(REPO),
+            "SPARKIFY_ARRIVAL_TIMEOUT": "90s",
+            "SPARKIFY_ARRIVAL_POKE": "2",
+            "SPARKIFY_DEADLINE": " 1d ",
+        }
+    )
+    assert (settings.arrival_timeout, settings.arrival_poke, settings.deadline) == (
+        timedelta(seconds=90),
+        timedelta(seconds=2),
+        timedelta(days=1),
+    )
+    for text in ("6 hours", "-1h", "1.5h", ""):
+        with pytest.raises(ValueError, match="SPARKIFY_DEADLINE must be a duration such as 6h"):
+            from_env({"SPARKIFY_HOME": str(REPO), "SPARKIFY_DEADLINE": text})
+    assert [spoken(timedelta(seconds=s)) for s in (0, 45, 90, 120, 5400, 21600)] == [
+        "0 s",
+        "45 s",
+        "90 s",
+        "2 min",
+        "1 h 30 min",
+        "6 h",
+    ]

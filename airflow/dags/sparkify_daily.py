@@ -1,10 +1,13 @@
 """
 ### Sparkify daily: raw logs to a star schema
 
-A run covers the days of its data interval: one day on the `@daily` schedule and in Airflow's own backfill
-(the day of `ds`), any range when created with a wider interval (`make backfill DAYS_PER_RUN=N`).
+A run covers the days of its data interval: one day on the daily schedule (the run starts when its day has
+ended, at midnight UTC) and in Airflow's own backfill (the day of `ds`), any range when created with a wider
+interval (`make backfill DAYS_PER_RUN=N`).
 
-1. **days** lists the run's days; **stage_events** replaces each day's rows of `staging_events` with
+1. **days** lists the run's days; on a scheduled run, **wait_for_logs** waits for each day's event log to land
+   (no worker slot held between checks; it fails after `SPARKIFY_ARRIVAL_TIMEOUT`, 6 h by default, naming the
+   days still missing); a backfill or a manual run does not wait. **stage_events** replaces each day's rows of `staging_events` with
    `log_data/YYYY/MM/YYYY-MM-DD-events.json`, one mapped task instance per day, named by its day (a run of more
    than `SPARKIFY_MAX_STAGING_TASKS` days, 31 by default, stages consecutive days per instance); a bad or
    missing file fails its day alone, the other days' loads stand;
@@ -29,6 +32,9 @@ Bad input over the allowance, a missing day file and a failing data test fail th
 a lake that does not answer is retried with back-off. A task that fails for good logs one `SPARKIFY_ALERT {json}` line (and e-mails it when `SPARKIFY_ALERT_CONN_ID`
 names an SMTP connection).
 
+A scheduled run that has not succeeded `SPARKIFY_DEADLINE` (3 h by default) after its day ended sends one
+deadline alert through the same channel.
+
 Reruns are idempotent. The warehouse (`SPARKIFY_WAREHOUSE`) and the lake (`SPARKIFY_LAKE`) come from the
 environment; see the project README and docs/operations.md.
 """
@@ -37,12 +43,15 @@ from __future__ import annotations
 
 from datetime import date
 
-from airflow.sdk import chain, dag, task
+from airflow.sdk import CronDataIntervalTimetable, chain, dag, task
 
 from sparkify.alerts import on_failure
+from sparkify.arrival import TASK_ID as WAIT_TASK_ID
+from sparkify.arrival import LogArrivalSensor
 from sparkify.assets import event_extra, mart_assets
 from sparkify.dbt import dbt_task_group
 from sparkify.dbt_run import generate_docs
+from sparkify.deadline import deadline_alert
 from sparkify.run_days import batches, run_days
 from sparkify.settings import settings
 from sparkify.summary import log_counts
@@ -54,7 +63,9 @@ MART_ASSETS = mart_assets(SETTINGS)
 
 
 @dag(
-    schedule="@daily",
+    # A run per day, started when the day has ended: its data interval is the day, and its logical date (`ds`)
+    # the day's start, as in Airflow's own backfill.
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
     # From the settings (SPARKIFY_START_DATE, SPARKIFY_END_DATE): no last day unless one is set.
     start_date=SETTINGS.start_datetime,
     end_date=SETTINGS.end_datetime,
@@ -62,6 +73,7 @@ MART_ASSETS = mart_assets(SETTINGS)
     max_active_runs=SETTINGS.max_active_runs,
     tags=["sparkify", "dbt", SETTINGS.warehouse],
     default_args={**SETTINGS.default_task_args(), **WAREHOUSE.task_args(), "on_failure_callback": on_failure},
+    deadline=deadline_alert(SETTINGS),
     doc_md=__doc__,
 )
 def sparkify_daily() -> None:
@@ -86,9 +98,11 @@ def sparkify_daily() -> None:
         return str(generate_docs(SETTINGS, force=False))
 
     run = days()
+    # It only reads the lake: the default pool, not the warehouse's writer pool.
+    arrived = LogArrivalSensor(task_id=WAIT_TASK_ID, settings=SETTINGS, pool="default_pool")
     staged = WAREHOUSE.staging_tasks(run)  # stage_events (each of the run's days) and stage_songs
     dbt_sparkify = dbt_task_group(SETTINGS)
-    chain(staged, dbt_sparkify, summary(run), docs())
+    chain(run, arrived, staged, dbt_sparkify, summary(run), docs())
 
 
 sparkify_daily()

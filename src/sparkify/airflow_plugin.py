@@ -26,11 +26,16 @@ from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from sparkify.arrival import TASK_ID as WAIT_TASK_ID
+from sparkify.arrival import waits
+from sparkify.deadline import ScheduledDayEnd
 from sparkify.health import DAG_ID, DAYS_SHOWN, HEALTH_PATH, HEALTH_PREFIX, HEALTH_ROUTE
 from sparkify.run_days import IntervalError, run_days
 from sparkify.task_errors import first_error_line, task_log_request
 
 DOCS_PREFIX = "/cosmos/"
+# The wait for a day's file has not ended: it is checking, or between checks.
+WAITING_STATES = ("scheduled", "queued", "running", "up_for_reschedule")
 SIGNED_IN_ONLY = (DOCS_PREFIX, f"{HEALTH_PREFIX}/")
 # On every response of those pages: Airflow's UI shows them in an iframe of its own origin, and nothing else may
 # frame them or sniff another type from them.
@@ -147,6 +152,7 @@ async def _airflow_runs(request: Request) -> dict[date, dict[str, Any]]:
         response.raise_for_status()
         runs = runs_by_day(response.json()["dag_runs"])
         for run in {run["dag_run_id"]: run for run in runs.values()}.values():
+            run["waiting_since"] = await _waiting_since(client, root, run)
             run["failed_tasks"] = []
             if run["state"] == "failed":
                 run_path = f"{root}/{quote(run['dag_run_id'], safe='')}"
@@ -156,6 +162,20 @@ async def _airflow_runs(request: Request) -> dict[date, dict[str, Any]]:
                 for task in run["failed_tasks"]:
                     task["error"] = await _task_error(client, run["dag_run_id"], task)
     return runs
+
+
+async def _waiting_since(client: httpx.AsyncClient, root: str, run: dict[str, Any]) -> str | None:
+    """When a scheduled run that is still waiting for its days' files began to wait (the wait follows the run's
+    first task at once: the run's start), else None."""
+    if run["state"] not in ("queued", "running") or not waits(run.get("run_type")):
+        return None
+    wait = await client.get(f"{root}/{quote(run['dag_run_id'], safe='')}/taskInstances/{WAIT_TASK_ID}")
+    if wait.status_code == 404:
+        return None
+    wait.raise_for_status()
+    if wait.json().get("state") not in WAITING_STATES:
+        return None
+    return run.get("start_date")
 
 
 async def _task_error(client: httpx.AsyncClient, run_id: str, task: dict[str, Any]) -> str:
@@ -174,40 +194,43 @@ async def _task_error(client: httpx.AsyncClient, run_id: str, task: dict[str, An
     return first_error_line(log.json())
 
 
-def _days(runs: dict[date, dict[str, Any]]) -> list[Any]:
-    from sparkify.health import warehouse_days
+def _days(runs: dict[date, dict[str, Any]]) -> tuple[list[Any], str | None]:
+    """The days shown, and why the warehouse could not be read, if so (the days then have their runs alone)."""
+    from sparkify.health import mark_arrival, run_days_only, warehouse_days
     from sparkify.settings import settings
+    from sparkify.warehouses import QueryError
 
-    days = warehouse_days(settings(), runs)
+    error = None
+    try:
+        days = warehouse_days(settings(), runs)
+    except QueryError as unreadable:
+        # Not created yet (before the first run's staging), or a DuckDB file locked by a run writing it.
+        days, error = run_days_only(runs), str(unreadable)
     for day in days:
+        mark_arrival(settings(), day)
         # A day's own mapped instance (staging of that day) or a task of the whole run.
         day.failed_tasks = [
             task for task in (day.run or {}).get("failed_tasks", []) if task_of_day(task, day.day)
         ]
-    return days
+    return days, error
 
 
 @health_app.get("/health", response_class=HTMLResponse)
 async def health_page(request: Request) -> HTMLResponse:
     from sparkify.health import page
     from sparkify.settings import settings
-    from sparkify.warehouses import QueryError
 
     # Links are paths on the origin the browser already uses, under the UI's base path.
     ui_url = _base_path()
     runs = await _airflow_runs(request)
-    try:
-        days = await asyncio.to_thread(_days, runs)
-    except QueryError as error:
-        # DuckDB: the file is locked while a run writes it.
-        return HTMLResponse(page(settings(), [], ui_url, error=str(error)), status_code=503)
-    return HTMLResponse(await asyncio.to_thread(page, settings(), days, ui_url))
+    days, error = await asyncio.to_thread(_days, runs)
+    return HTMLResponse(await asyncio.to_thread(page, settings(), days, ui_url, error))
 
 
 @health_app.get("/health.json")
 async def health_json(request: Request) -> JSONResponse:
     runs = await _airflow_runs(request)
-    days = await asyncio.to_thread(_days, runs)
+    days, _ = await asyncio.to_thread(_days, runs)
     return JSONResponse(
         [
             {
@@ -218,6 +241,9 @@ async def health_json(request: Request) -> JSONResponse:
                 "flagged": day.flagged,
                 "volumes": {k: v for k, v in (day.volumes or {}).items() if k != "log_date"},
                 "volumes_from_earlier_load": day.volumes_from_earlier_load,
+                "waiting_since": day.waiting_since,
+                "deadline": day.deadline.isoformat() if day.deadline else None,
+                "late": day.late,
                 "failed_tasks": [
                     {key: task.get(key) for key in ("task_id", "map_index", "try_number", "error")}
                     for task in day.failed_tasks
@@ -230,6 +256,8 @@ async def health_json(request: Request) -> JSONResponse:
 
 class SparkifyPlugin(AirflowPlugin):
     name = "sparkify"
+    # The scheduler reads the daily DAG's deadline back through this (``sparkify.deadline``).
+    deadline_references: ClassVar[list[type]] = [ScheduledDayEnd]
     fastapi_apps: ClassVar[list[dict[str, Any]]] = [
         {"app": health_app, "url_prefix": HEALTH_PREFIX, "name": "Sparkify health"}
     ]

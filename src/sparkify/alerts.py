@@ -9,6 +9,8 @@ it also notifies through that connection:
 - ``smtp`` connections: an e-mail through the SMTP provider's ``SmtpNotifier`` to the addresses in the
   connection's ``to`` extra (comma-separated).
 
+A scheduled run that misses its deadline sends one alert the same way (``sparkify.deadline``).
+
 Alerting is off by default; a notification that fails is logged and never hides the task's own error.
 
 A failure that waiting cannot fix (bad input over the allowance, a day's file missing from the lake, a failing
@@ -45,7 +47,7 @@ def alert_of(context: dict[str, Any]) -> dict[str, object]:
     }
 
 
-def _notify(conn_id: str, alert: dict[str, object], context: dict[str, Any]) -> None:
+def _notify(conn_id: str, alert: dict[str, object], context: dict[str, Any], subject: str) -> None:
     from airflow.sdk import BaseHook
 
     connection = BaseHook.get_connection(conn_id)
@@ -59,7 +61,7 @@ def _notify(conn_id: str, alert: dict[str, object], context: dict[str, Any]) -> 
     notifier = SmtpNotifier(
         to=[address for address in recipients if address],
         smtp_conn_id=conn_id,
-        subject=f"[sparkify] {alert['dag_id']} {alert['run_id']}: {alert['task_id']} failed",
+        subject=subject,
         html_content="<pre>" + json.dumps(alert, indent=2, sort_keys=True) + "</pre>",
     )
     notifier.notify(context)
@@ -68,12 +70,17 @@ def _notify(conn_id: str, alert: dict[str, object], context: dict[str, Any]) -> 
 def on_failure(context: dict[str, Any]) -> None:
     """The DAG's failure callback."""
     alert = alert_of(context)
+    send(alert, context, f"[sparkify] {alert['dag_id']} {alert['run_id']}: {alert['task_id']} failed")
+
+
+def send(alert: dict[str, object], context: dict[str, Any], subject: str) -> None:
+    """Log the alert line and, with ``SPARKIFY_ALERT_CONN_ID`` set, notify through that connection."""
     log.error("%s %s", ALERT_PREFIX, json.dumps(alert, sort_keys=True, default=str))
     conn_id = os.environ.get("SPARKIFY_ALERT_CONN_ID")
     if not conn_id:
         return
     try:
-        _notify(conn_id, alert, context)
+        _notify(conn_id, alert, context, subject)
         log.info("alert sent through connection %s", conn_id)
     except Exception as error:  # an unreachable notifier must not hide the task's own failure
         log.error("alert through connection %s failed: %s", conn_id, error)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -47,6 +47,11 @@ class Day:
     failed_tasks: list[dict[str, Any]] = field(default_factory=list)
     # The day's run built fct_daily_volumes: its counts are that run's.
     volumes_built: bool = False
+    # A scheduled run waiting for the day's event log: since when (the run's start), else None.
+    waiting_since: str | None = None
+    # A scheduled run's deadline (``sparkify.deadline``), and whether the day is past it without success.
+    deadline: datetime | None = None
+    late: bool = False
 
     @property
     def volumes_from_earlier_load(self) -> bool:
@@ -61,15 +66,34 @@ class Day:
 
     @property
     def state(self) -> str:
-        """ok, flagged, failed, running or missing: the colour of the day."""
+        """ok, flagged, failed, waiting (for its file), running or missing: the colour of the day."""
         run_state = (self.run or {}).get("state")
         if run_state == "failed" or self.tests.get("fail") or self.tests.get("error") or self.models_failed:
             return "failed"
+        if self.waiting_since:
+            return "waiting"
         if run_state in ("queued", "running"):
             return "running"
         if self.flagged or self.tests.get("warn"):
             return "flagged"
         return "ok" if self.volumes else "missing"
+
+
+def mark_arrival(settings: Settings, day: Day, now: datetime | None = None) -> None:
+    """The day's wait for its file and its deadline, from its run (a scheduled run's only: others have none)."""
+    from sparkify.arrival import waits
+    from sparkify.deadline import deadline_of
+
+    run = day.run or {}
+    if not waits(run.get("run_type")) or not run.get("data_interval_end"):
+        return
+    day.waiting_since = run.get("waiting_since")
+    day.deadline = deadline_of(settings, datetime.fromisoformat(run["data_interval_end"]))
+    ended = run.get("end_date")
+    if run.get("state") == "success" and ended:
+        day.late = datetime.fromisoformat(ended) > day.deadline
+    else:
+        day.late = (now or datetime.now(UTC)) > day.deadline
 
 
 def _rows(settings: Settings, sql: str) -> list[dict[str, Any]]:
@@ -129,6 +153,12 @@ def warehouse_days(settings: Settings, runs: dict[date, dict[str, Any]], days: i
     return list(by_day.values())
 
 
+def run_days_only(runs: dict[date, dict[str, Any]], days: int = DAYS_SHOWN) -> list[Day]:
+    """The days that have a run, newest first, without the warehouse's side: what the view shows while the
+    warehouse cannot be read (not created yet, or a DuckDB file a run is writing)."""
+    return [Day(day, run=runs[day]) for day in sorted(runs, reverse=True)[:days]]
+
+
 def audit_rows(settings: Settings, first: str) -> list[dict[str, Any]]:
     """Which run recorded each day, from ``first`` (a SQL date literal) on: none before the first summary."""
     try:
@@ -161,6 +191,7 @@ COLOURS = {
     "ok": "#d4edda",
     "flagged": "#ffe8a1",
     "failed": "#f5c6cb",
+    "waiting": "#e2d9f3",
     "running": "#cfe2ff",
     "missing": "#e9ecef",
 }
@@ -172,7 +203,8 @@ table { border-collapse: collapse; font-size: 0.85rem; }
 th, td { border: 1px solid #dee2e6; padding: 0.3rem 0.5rem; text-align: right; }
 th { background: #f8f9fa; } td.day { text-align: left; font-weight: 600; }
 td.ok { background: #d4edda; } td.flagged { background: #ffe8a1; } td.failed { background: #f5c6cb; }
-td.running { background: #cfe2ff; } td.missing { background: #e9ecef; color: #6c757d; }
+td.running { background: #cfe2ff; } td.waiting { background: #e2d9f3; }
+.late { color: #a71d2a; font-weight: 600; } td.missing { background: #e9ecef; color: #6c757d; }
 .legend span { display: inline-block; padding: 0.1rem 0.5rem; margin-right: 0.4rem; border-radius: 3px; }
 .note { color: #6c757d; font-size: 0.85rem; } pre { white-space: pre-wrap; font-size: 0.8rem; }
 """
@@ -219,15 +251,19 @@ def grid(days: list[Day], ui_url: str) -> str:
             else "no run"
         )
         volumes = day.volumes or {}
-        earlier = (
+        notes = (
             '<br><span class="note earlier" data-earlier-load="true">counts of an earlier load</span>'
             if day.volumes_from_earlier_load
             else ""
         )
+        if day.waiting_since:
+            notes += f'<br><span class="note waiting">waiting for file since {_e(day.waiting_since)}</span>'
+        if day.late and day.deadline:
+            notes += f'<br><span class="late" data-late="true">late: deadline {day.deadline:%Y-%m-%d %H:%M} UTC</span>'
         tests = ", ".join(f"{count} {status}" for status, count in sorted(day.tests.items())) or "&ndash;"
         body.append(
             f'<tr data-day="{day.day}" data-state="{day.state}"><td class="day {day.state}">{day.day}</td>'
-            f'<td class="{day.state}">{run_cell}{earlier}</td>'
+            f'<td class="{day.state}">{run_cell}{notes}</td>'
             f"<td>{_number(volumes.get('events_staged'))}</td><td>{_number(volumes.get('lines_quarantined'))}</td>"
             f"<td>{_number(volumes.get('songplays'))}</td><td>{_number(volumes.get('songplays_matched'))}</td>"
             f'<td class="{"failed" if day.tests.get("fail") or day.tests.get("error") else "ok" if day.tests else "missing"}">'
@@ -344,13 +380,10 @@ def problems(settings: Settings, days: list[Day], ui_url: str) -> str:
 def page(settings: Settings, days: list[Day], ui_url: str, error: str | None = None) -> str:
     legend = "".join(f'<span style="background:{colour}">{state}</span>' for state, colour in COLOURS.items())
     body = (
-        f'<p class="note">Warehouse not readable now: {_e(error)}</p>'
-        if error
-        else (
-            f'<p class="legend">{legend}</p>{grid(days, ui_url)}'
-            f"<h2>Daily events and songplays, with their bands</h2>{plot(days)}"
-            f"<h2>Failed and flagged days</h2>{problems(settings, days, ui_url)}"
-        )
+        (f'<p class="note" id="unreadable">Warehouse not readable now: {_e(error)}</p>' if error else "")
+        + f'<p class="legend">{legend}</p>{grid(days, ui_url)}'
+        + f"<h2>Daily events and songplays, with their bands</h2>{plot(days)}"
+        + f"<h2>Failed and flagged days</h2>{problems(settings, days, ui_url) if not error else ''}"
     )
     return (
         '<!doctype html><html><head><meta charset="utf-8"><title>Sparkify health</title>'

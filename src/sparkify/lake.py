@@ -182,6 +182,20 @@ class Lake:
                 raise LakeError(f"no event log for {day:%Y-%m-%d}: expected {self.uri(key)}") from error
             yield self.uri(key), path
 
+    def log_where(self, day: date) -> str:
+        """Where the day's event log is expected: its path, or its ``s3://`` URI."""
+        key = self.log_key(day)
+        return str(Path(self.root) / key) if self.is_local else self.uri(key)
+
+    def missing_logs(self, days: list[date]) -> list[date]:
+        """Those of ``days`` whose event log is not in the lake yet (S3: the provider's hook asks for each key)."""
+        if self.is_local:
+            return [day for day in days if not (Path(self.root) / self.log_key(day)).is_file()]
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        hook, bucket = S3Hook(aws_conn_id=self.aws_conn_id), self.bucket_and_prefix()[0]
+        return [day for day in days if not hook.check_for_key(self._s3_key(self.log_key(day)), bucket)]
+
     def song_listing(self) -> SongListing:
         """Every song file (``song_data/<A>/<B>/<C>/*.json``), sorted, with a fingerprint of their versions
         (local: size and modification time; S3: size and ETag); an error naming the folder if there is none."""

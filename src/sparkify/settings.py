@@ -127,6 +127,12 @@ class Settings:
     # The schedule's first and last day (None: no last day). A backfill may take any days the lake holds.
     start_date: date = SAMPLE_START
     end_date: date | None = None
+    # A scheduled run waits this long for its days' event logs (checking every ``arrival_poke``, holding no
+    # worker slot between checks), then fails; a backfill or a manual run does not wait (``sparkify.arrival``).
+    arrival_timeout: timedelta = timedelta(hours=6)
+    arrival_poke: timedelta = timedelta(minutes=5)
+    # A scheduled run that has not succeeded this long after its day ended is late: one alert (``sparkify.deadline``).
+    deadline: timedelta = timedelta(hours=3)
 
     @property
     def allowance(self) -> Allowance:
@@ -252,12 +258,38 @@ def from_env(environ: os._Environ[str] | dict[str, str] | None = None) -> Settin
         tuning=_choice(env.get("SPARKIFY_TUNING", "on"), "SPARKIFY_TUNING", ("on", "off")) == "on",
         start_date=_day(env.get("SPARKIFY_START_DATE", ""), "SPARKIFY_START_DATE") or SAMPLE_START,
         end_date=_day(env.get("SPARKIFY_END_DATE", ""), "SPARKIFY_END_DATE"),
+        arrival_timeout=duration(env.get("SPARKIFY_ARRIVAL_TIMEOUT", "6h"), "SPARKIFY_ARRIVAL_TIMEOUT"),
+        arrival_poke=duration(env.get("SPARKIFY_ARRIVAL_POKE", "5m"), "SPARKIFY_ARRIVAL_POKE"),
+        deadline=duration(env.get("SPARKIFY_DEADLINE", "3h"), "SPARKIFY_DEADLINE"),
     )
     if config.end_date is not None and config.end_date < config.start_date:
         raise ValueError(
             f"SPARKIFY_END_DATE ({config.end_date}) is before SPARKIFY_START_DATE ({config.start_date})"
         )
     return config
+
+
+_DURATION = re.compile(r"([0-9]+)\s*(s|m|min|h|d)?")
+_UNITS = {None: 1, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+
+
+def duration(value: str, name: str) -> timedelta:
+    """A duration such as ``6h``, ``30m``, ``90s`` or ``2d`` (a bare number is seconds)."""
+    match = _DURATION.fullmatch(value.strip().lower())
+    if not match:
+        raise ValueError(f"{name} must be a duration such as 6h, 30m or 90s, got {value!r}")
+    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+
+
+def spoken(span: timedelta) -> str:
+    """A duration as a person reads it: ``6 h``, ``1 h 30 min``, ``90 s``."""
+    seconds = int(span.total_seconds())
+    if seconds < 60 or (seconds < 120 and seconds % 60):
+        return f"{seconds} s"
+    hours, minutes = divmod(seconds // 60, 60)
+    return " ".join(
+        part for part in (f"{hours} h" if hours else "", f"{minutes} min" if minutes else "") if part
+    )
 
 
 def _day(value: str, name: str) -> date | None:

@@ -57,9 +57,9 @@ def day_stage(dag, day: str = DAY):
 
 def test_staging_tasks_on_redshift(dag):
     assert {"prepare", "stage_events", "stage_songs.copy", "stage_songs.publish"} <= set(dag.task_ids)
-    assert dag.get_task("stage_events").upstream_task_ids == {"prepare", "days"}
+    assert dag.get_task("stage_events").upstream_task_ids == {"prepare", "days", "wait_for_logs"}
     assert dag.get_task("stage_events").map_index_template == "{{ days_label }}"
-    assert dag.get_task("stage_songs.copy").upstream_task_ids == {"prepare"}
+    assert dag.get_task("stage_songs.copy").upstream_task_ids == {"prepare", "wait_for_logs"}
     assert dag.get_task("stage_songs.publish").upstream_task_ids == {"stage_songs.copy"}
     for task_id in ("stage_events", "stage_songs.publish"):
         assert dag.get_task(task_id).downstream_task_ids == {

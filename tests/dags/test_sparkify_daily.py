@@ -61,7 +61,7 @@ def test_exact_task_ids(local_dag):
     detached = relationship_tests()
     assert len(detached) == 8
     assert "dbt_sparkify.assert_songplays_reconcile_with_staged_events_test" in detached
-    expected = {"days", "stage_events", "stage_songs", "summary", "docs", *SOURCES}
+    expected = {"days", "wait_for_logs", "stage_events", "stage_songs", "summary", "docs", *SOURCES}
     expected |= {f"dbt_sparkify.{model}.{kind}" for model in MODELS for kind in ("run", "test")}
     assert set(dag.task_ids) == expected | detached
 
@@ -119,22 +119,37 @@ def test_edges(local_dag):
     for task in dag.tasks:
         upstream = {t.task_id for t in task.get_flat_relatives(upstream=True)}
         downstream = {t.task_id for t in task.get_flat_relatives(upstream=False)}
-        if task.task_id not in {"days", "stage_events", "stage_songs"}:
+        if task.task_id not in {"days", "wait_for_logs", "stage_events", "stage_songs"}:
             assert {"stage_events", "stage_songs"} <= upstream
         if task.task_id not in {"summary", "docs"}:
             assert {"summary", "docs"} <= downstream
 
 
 def test_schedule_and_run_settings(dag):
-    assert dag.schedule == "@daily" or str(dag.timetable.summary) == "@daily"
+    from airflow.serialization.encoders import coerce_to_core_timetable
+    from airflow.timetables.base import TimeRestriction
+
+    # A run per day, once the day has ended: its data interval is the day, its logical date the day's start.
+    timetable = coerce_to_core_timetable(dag.timetable)
+    start = pendulum.datetime(2018, 11, 1, tz="UTC")
+    first = timetable.next_dagrun_info(
+        last_automated_data_interval=None,
+        restriction=TimeRestriction(earliest=start, latest=None, catchup=True),
+    )
+    assert (first.logical_date, first.run_after) == (start, start.add(days=1))
+    assert (first.data_interval.start, first.data_interval.end) == (start, start.add(days=1))
+    # The UI's Trigger button: the last day that has ended.
+    manual = timetable.infer_manual_data_interval(run_after=pendulum.datetime(2018, 11, 6, 1, 30, tz="UTC"))
+    assert (manual.start, manual.end) == (start.add(days=4), start.add(days=5))
     # The sample's first day, and no last day: none is configured here.
     assert dag.start_date == pendulum.datetime(2018, 11, 1, tz="UTC")
     assert dag.end_date is None
     assert dag.catchup is False
     assert dag.max_active_runs == 1
     for task in dag.tasks:
-        # The tasks that write the warehouse queue on its pool; watcher sensors only read XComs.
-        if not isinstance(task, BaseConsumerSensor):
+        # The tasks that write the warehouse queue on its pool; watcher sensors only read XComs, and the wait
+        # for the day's files only reads the lake.
+        if not isinstance(task, BaseConsumerSensor) and task.task_id != "wait_for_logs":
             assert task.pool == "sparkify_duckdb", task.task_id
         assert task.retries == 2
         assert task.retry_delay == timedelta(minutes=5)
@@ -178,7 +193,9 @@ def test_dbt_tasks_run_the_days_of_the_data_interval(dag):
 
 def test_stage_events_is_mapped_over_the_runs_days(dag):
     task = dag.get_task("stage_events")
-    assert task.upstream_task_ids == {"days"}
+    assert task.upstream_task_ids == {"days", "wait_for_logs"}
+    assert dag.get_task("wait_for_logs").upstream_task_ids == {"days"}
+    assert dag.get_task("stage_songs").upstream_task_ids == {"wait_for_logs"}
     assert task.map_index_template == "{{ days_label }}"
     assert dag.get_task("summary").upstream_task_ids >= {"days"}
 
@@ -186,11 +203,11 @@ def test_stage_events_is_mapped_over_the_runs_days(dag):
 @pytest.mark.parametrize(
     ("start", "end", "days"),
     [
-        # The schedule and Airflow's own backfill: a point in time, the day of the logical date.
-        ("2018-11-05T00:00:00+00:00", "2018-11-05T00:00:00+00:00", ["2018-11-05"]),
-        # A manual run at any time of day.
-        ("2018-11-30T17:42:10+00:00", "2018-11-30T17:42:10+00:00", ["2018-11-30"]),
+        # The schedule and Airflow's own backfill: the day.
         ("2018-11-01T00:00:00+00:00", "2018-11-02T00:00:00+00:00", ["2018-11-01"]),
+        # A run created while the schedule had no intervals (a point in time): the day of its logical date.
+        ("2018-11-05T00:00:00+00:00", "2018-11-05T00:00:00+00:00", ["2018-11-05"]),
+        ("2018-11-30T17:42:10+00:00", "2018-11-30T17:42:10+00:00", ["2018-11-30"]),
         (
             "2018-12-30T00:00:00+00:00",
             "2019-01-02T00:00:00+00:00",

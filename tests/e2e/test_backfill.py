@@ -204,7 +204,10 @@ def test_rerun_is_idempotent_and_a_missing_day_fails_the_backfill(workspace, fir
         "run_id=*2018-11-03*"
     )
     ran = {path.name.removeprefix("task_id=") for path in run_dir.iterdir()}
-    assert ran == {"days", "stage_events", "stage_songs"}
+    assert ran == {"days", "wait_for_logs", "stage_events", "stage_songs"}
+    # A backfill does not wait for a file: its wait passed at its first check.
+    [wait] = (run_dir / "task_id=wait_for_logs").glob("attempt=*.log")
+    assert wait.name == "attempt=1.log" and "run does not wait for its files" in wait.read_text()
     # stage_events is mapped over the run's days: the day's instance, index 0.
     [last_attempt] = (run_dir / "task_id=stage_events" / "map_index=0").glob("attempt=*.log")
     assert last_attempt.name == "attempt=1.log"

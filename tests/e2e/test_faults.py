@@ -19,11 +19,9 @@ import socketserver
 import threading
 import uuid
 from datetime import date
-from pathlib import Path
 
 import pytest
 
-from sparkify.alerts import ALERT_PREFIX
 from sparkify.cli.watch import watch_backfill
 from sparkify.datagen import generate
 from sparkify.lake import Lake
@@ -32,6 +30,7 @@ from sparkify.settings import from_env
 from sparkify.staging import postgres
 from sparkify.warehouses import warehouse_for
 from tests.conftest import drop_database, read_events
+from tests.e2e.alerting import SmtpSink, alert_connection, alert_lines, serve
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -85,51 +84,6 @@ class _RelayHandler(socketserver.BaseRequestHandler):
         upstream.close()
 
 
-class SmtpSink(socketserver.ThreadingTCPServer):
-    """Just enough SMTP to accept mail and keep each message's text."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _SmtpHandler)
-        self.messages: list[str] = []
-
-    @property
-    def port(self) -> int:
-        return self.server_address[1]
-
-
-class _SmtpHandler(socketserver.StreamRequestHandler):
-    def reply(self, text: str) -> None:
-        self.wfile.write(f"{text}\r\n".encode())
-
-    def handle(self) -> None:
-        self.reply("220 sink ESMTP")
-        while line := self.rfile.readline():
-            command = line.decode(errors="replace").strip().upper()
-            if command.startswith(("EHLO", "HELO")):
-                self.reply("250 sink")
-            elif command == "DATA":
-                self.reply("354 end with .")
-                body = []
-                while (data := self.rfile.readline().decode(errors="replace")) not in (".\r\n", ".\n", ""):
-                    body.append(data)
-                self.server.messages.append("".join(body))  # type: ignore[attr-defined]
-                self.reply("250 queued")
-            elif command == "QUIT":
-                self.reply("221 bye")
-                return
-            else:
-                self.reply("250 ok")
-
-
-def serve(server: socketserver.BaseServer) -> threading.Thread:
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    return thread
-
-
 @pytest.fixture(scope="module")
 def faults(tmp_path_factory, postgres_server):
     root = tmp_path_factory.mktemp("faults")
@@ -157,19 +111,7 @@ def faults(tmp_path_factory, postgres_server):
         "SPARKIFY_RETRY_DELAY_SECONDS": "2",
         "SPARKIFY_DBT_DOCS_DIR": str(root / "dbt_docs"),
         "SPARKIFY_ALERT_CONN_ID": "sparkify_alerts",
-        "AIRFLOW_CONN_SPARKIFY_ALERTS": json.dumps(
-            {
-                "conn_type": "smtp",
-                "host": "127.0.0.1",
-                "port": smtp.port,
-                "extra": {
-                    "disable_ssl": True,
-                    "disable_tls": True,
-                    "from_email": "airflow@sparkify.test",
-                    "to": "oncall@sparkify.test",
-                },
-            }
-        ),
+        "AIRFLOW_CONN_SPARKIFY_ALERTS": alert_connection(smtp),
     }
     # The database itself is created beforehand, straight on the server (as `make backfill` does).
     postgres.ensure_database(from_env({**env, "SPARKIFY_PG_PORT": str(pg.port)}))
@@ -184,19 +126,6 @@ def faults(tmp_path_factory, postgres_server):
         relay.shutdown()
         smtp.shutdown()
         drop_database(database)
-
-
-def alert_lines(log: Path) -> list[dict]:
-    """The alerts in a task log (Airflow writes one JSON object per line; the message is its "event")."""
-    alerts = []
-    for line in log.read_text().splitlines():
-        try:
-            event = str(json.loads(line).get("event", ""))
-        except ValueError:
-            event = line
-        if event.startswith(ALERT_PREFIX):
-            alerts.append(json.loads(event.removeprefix(ALERT_PREFIX)))
-    return alerts
 
 
 def run_of(airflow, day: str) -> dict:

@@ -121,3 +121,14 @@ def test_a_song_object_whose_key_climbs_out_is_refused_before_any_download(s3_se
     assert any(o["Key"] == hostile for o in s3_client(s3_server).list_objects_v2(Bucket=bucket)["Contents"])
     with pytest.raises(ValueError, match=r"song file key 'song_data/\.\./\.\./x/outside\.json' refused"):
         Lake(s3_lake).song_listing()
+
+
+def test_the_lake_says_which_days_logs_are_missing(s3_lake, small_lake):
+    """What the scheduled run's wait asks (``sparkify.arrival``): on S3 through the provider's hook, and locally."""
+    days = [date(2018, 11, 1), date(2018, 11, 3), date(2018, 11, 21)]
+    assert Lake(s3_lake).missing_logs(days) == [date(2018, 11, 21)]
+    assert Lake(str(small_lake.root)).missing_logs(days) == [date(2018, 11, 21)]
+    assert Lake(s3_lake).log_where(date(2018, 11, 21)) == f"{s3_lake}/log_data/2018/11/2018-11-21-events.json"
+    assert Lake(str(small_lake.root)).log_where(date(2018, 11, 21)) == str(
+        small_lake.root / "log_data/2018/11/2018-11-21-events.json"
+    )
