@@ -38,6 +38,7 @@ LONGEST_FIRST = (
     "tests/e2e/test_health_view.py",
     "tests/e2e/test_days_per_run_postgres.py",
     "tests/e2e/test_faults.py",
+    "tests/e2e/test_arrival.py",
     "tests/e2e/test_stock_executor.py",
     "tests/e2e/test_local_execution.py",
     "tests/redshift/test_redshift_flow.py",

@@ -172,3 +172,29 @@ def test_make_sql_reads_as_a_login_that_can_only_read(run, capsys):
     # The reader's password reached the stand-in only as its md5 hash.
     sent = "\n".join(statement.sql for day in run.days for statement in day.statements)
     assert f"create user {reader_of(run.database)} password 'md5" in sent and "stand-in-reader" not in sent
+
+
+def test_a_scheduled_run_waits_for_its_days_logs_in_the_s3_lake(run):
+    """The Redshift deployment's wait (``wait_for_logs``) asks the S3 lake for each of the run's days' keys."""
+    from datetime import date
+    from types import SimpleNamespace
+
+    import pendulum
+
+    from tests.redshift.flow import parse_dag
+
+    wait = parse_dag().get_task("wait_for_logs")
+
+    def context(first: str, last: str, run_type: str = "scheduled") -> dict:
+        return {
+            "dag_run": SimpleNamespace(run_type=run_type),
+            "data_interval_start": pendulum.parse(first),
+            "data_interval_end": pendulum.parse(last).add(days=1),
+        }
+
+    assert run.settings.lake.startswith("s3://")
+    assert wait.poke(context(DAYS[0], DAYS[-1]))
+    assert not wait.poke(context(DAYS[-1], "2018-11-06"))
+    assert wait.missing == [date(2018, 11, 5), date(2018, 11, 6)]
+    # A backfill does not wait: its staging fails at once on a missing key.
+    assert wait.poke(context("2018-11-05", "2018-11-05", run_type="backfill"))
