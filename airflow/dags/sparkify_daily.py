@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from airflow.sdk import chain, dag, task
+from airflow.sdk import CronDataIntervalTimetable, chain, dag, task
 
 from sparkify.alerts import on_failure
 from sparkify.arrival import TASK_ID as WAIT_TASK_ID
@@ -53,7 +53,6 @@ from sparkify.dbt import dbt_task_group
 from sparkify.dbt_run import generate_docs
 from sparkify.deadline import deadline_alert
 from sparkify.run_days import batches, run_days
-from sparkify.schedule import EachDayOnceEnded
 from sparkify.settings import settings
 from sparkify.summary import log_counts
 from sparkify.warehouses import warehouse_for
@@ -64,9 +63,9 @@ MART_ASSETS = mart_assets(SETTINGS)
 
 
 @dag(
-    # A run per day, started when the day has ended: its data interval is the day, its logical date (`ds`) the
-    # day's start, as in Airflow's own backfill, and its run id names the day.
-    schedule=EachDayOnceEnded(),
+    # A run per day, started when the day has ended: its data interval is the day, and its logical date (`ds`)
+    # the day's start, as in Airflow's own backfill.
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
     # From the settings (SPARKIFY_START_DATE, SPARKIFY_END_DATE): no last day unless one is set.
     start_date=SETTINGS.start_datetime,
     end_date=SETTINGS.end_datetime,

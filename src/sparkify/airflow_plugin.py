@@ -31,7 +31,6 @@ from sparkify.arrival import waits
 from sparkify.deadline import ScheduledDayEnd
 from sparkify.health import DAG_ID, DAYS_SHOWN, HEALTH_PATH, HEALTH_PREFIX, HEALTH_ROUTE
 from sparkify.run_days import IntervalError, run_days
-from sparkify.schedule import EachDayOnceEnded
 from sparkify.task_errors import first_error_line, task_log_request
 
 DOCS_PREFIX = "/cosmos/"
@@ -257,8 +256,7 @@ async def health_json(request: Request) -> JSONResponse:
 
 class SparkifyPlugin(AirflowPlugin):
     name = "sparkify"
-    # The scheduler reads the daily DAG's schedule and deadline back through these.
-    timetables: ClassVar[list[type]] = [EachDayOnceEnded]
+    # The scheduler reads the daily DAG's deadline back through this (``sparkify.deadline``).
     deadline_references: ClassVar[list[type]] = [ScheduledDayEnd]
     fastapi_apps: ClassVar[list[dict[str, Any]]] = [
         {"app": health_app, "url_prefix": HEALTH_PREFIX, "name": "Sparkify health"}

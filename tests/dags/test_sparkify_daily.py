@@ -138,28 +138,6 @@ def test_schedule_and_run_settings(dag):
     )
     assert (first.logical_date, first.run_after) == (start, start.add(days=1))
     assert (first.data_interval.start, first.data_interval.end) == (start, start.add(days=1))
-    # Each run is named by its day (Airflow would name it by the next, when it may start); a manual one keeps
-    # Airflow's name, unique per trigger.
-    from airflow.utils.types import DagRunType
-
-    assert (
-        timetable.generate_run_id(
-            run_type=DagRunType.SCHEDULED, run_after=first.run_after, data_interval=first.data_interval
-        )
-        == "scheduled__2018-11-01T00:00:00+00:00"
-    )
-    assert (
-        timetable.generate_run_id(
-            run_type=DagRunType.BACKFILL_JOB, run_after=first.run_after, data_interval=first.data_interval
-        )
-        == "backfill__2018-11-01T00:00:00+00:00"
-    )
-    assert (
-        timetable.generate_run_id(
-            run_type=DagRunType.MANUAL, run_after=first.run_after, data_interval=first.data_interval
-        )
-        == "manual__2018-11-02T00:00:00+00:00"
-    )
     # The UI's Trigger button: the last day that has ended.
     manual = timetable.infer_manual_data_interval(run_after=pendulum.datetime(2018, 11, 6, 1, 30, tz="UTC"))
     assert (manual.start, manual.end) == (start.add(days=4), start.add(days=5))
