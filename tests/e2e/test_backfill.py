@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import defaultdict
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
@@ -181,6 +181,12 @@ def test_dimensions_from_song_files(workspace, first_backfill):
     assert unknown_year == len({s["song_id"] for s in songs if s["year"] == 0})
 
 
+def run_log_dir(workspace, day: date) -> Path:
+    """A backfill run's log folder: Airflow names the run of a day by when it may start, the next midnight."""
+    run_id = f"backfill__{day + timedelta(days=1)}T00:00:00+00:00"
+    return Path(workspace["env"]["AIRFLOW_HOME"], "logs", "dag_id=sparkify_daily", f"run_id={run_id}")
+
+
 def test_rerun_is_idempotent_and_a_missing_day_fails_the_backfill(workspace, first_backfill):
     """A day already done, again (its run cleared: the run's build builds again and every node task reports
     it), and a day whose file is missing."""
@@ -200,9 +206,7 @@ def test_rerun_is_idempotent_and_a_missing_day_fails_the_backfill(workspace, fir
     ) in result.stdout, result.report
     # The missing file failed staging at once, with no retry (waiting cannot bring it), alerted with the
     # expected path, and nothing downstream ran.
-    [run_dir] = Path(workspace["env"]["AIRFLOW_HOME"], "logs", "dag_id=sparkify_daily").glob(
-        "run_id=*2018-11-03*"
-    )
+    run_dir = run_log_dir(workspace, date(2018, 11, 3))
     ran = {path.name.removeprefix("task_id=") for path in run_dir.iterdir()}
     assert ran == {"days", "wait_for_logs", "stage_events", "stage_songs"}
     # A backfill does not wait for a file: its wait passed at its first check.
@@ -220,9 +224,7 @@ def test_rerun_is_idempotent_and_a_missing_day_fails_the_backfill(workspace, fir
     # The day was built again by its run's one build; none of its node tasks ran its node itself. (Airflow
     # clears a finished run for a backfill; when the backfill's creation meets a locked SQLite database, Airflow
     # deletes the runs it had taken and the retried creation makes the run anew: either way, one build.)
-    [rerun_dir] = Path(workspace["env"]["AIRFLOW_HOME"], "logs", "dag_id=sparkify_daily").glob(
-        "run_id=*2018-11-02*"
-    )
+    rerun_dir = run_log_dir(workspace, date(2018, 11, 2))
     builds = "".join(
         path.read_text()
         for path in (rerun_dir / "task_id=dbt_sparkify.dbt_producer_watcher").glob("attempt=*")
