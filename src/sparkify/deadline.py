@@ -90,7 +90,10 @@ def waiting_for(settings: Settings, days: list[date], run_state: str) -> str:
     from sparkify.lake import Lake
 
     lake = Lake(settings.lake)
-    missing = lake.missing_logs(days)
+    try:
+        missing = lake.missing_logs(days)
+    except Exception as error:  # the alert goes out whatever the lake answers
+        return f"unknown: the lake did not answer ({type(error).__name__}: {error})"
     if missing:
         return "; ".join(f"the event log of {day} at {lake.log_where(day)}" for day in missing)
     return f"the run ({run_state}): its files are in the lake"
