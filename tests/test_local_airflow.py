@@ -101,3 +101,48 @@ def test_the_local_schedule_ends_with_the_local_lake(tmp_path, small_lake):
     )
     remote = from_env({"SPARKIFY_LAKE": "s3://bucket/lake"})
     assert "SPARKIFY_END_DATE" not in airflow_env(remote, tmp_path / "c", 8080, base)
+
+
+def test_a_new_home_starts_from_the_database_prepared_before(tmp_path):
+    """The first home is migrated and gets its pool through Airflow's CLI; the next starts from a copy of that
+    database, without a process: the same tables, migration and pool."""
+    import os
+    import sqlite3
+    import uuid
+
+    from sparkify.local_airflow import airflow_cli, airflow_env
+    from tests.conftest import REPO
+
+    # A pool of its own: a template no other test or home shares.
+    pool = f"sparkify_test_{uuid.uuid4().hex[:8]}"
+    settings = from_env({"SPARKIFY_HOME": str(REPO), "SPARKIFY_DUCKDB_POOL": pool})
+
+    def prepared(name: str) -> LocalAirflow:
+        home = tmp_path / name
+        home.mkdir()
+        airflow = LocalAirflow(settings, home, 0, env=airflow_env(settings, home, 8080, dict(os.environ)))
+        airflow.prepare()
+        return airflow
+
+    first = prepared("first")
+    [template] = (REPO / ".local" / "cache").glob(f"airflow-*-{pool}.db")
+    started = time.monotonic()
+    second = prepared("second")
+    assert time.monotonic() - started < 1, "the second home was migrated again"
+
+    def described(airflow: LocalAirflow) -> tuple:
+        with sqlite3.connect(airflow.home / "airflow.db") as con:
+            return (
+                con.execute("select version_num from alembic_version").fetchall(),
+                con.execute("select pool, slots from slot_pool order by pool").fetchall(),
+                con.execute("select count(*) from sqlite_master where type = 'table'").fetchone(),
+            )
+
+    assert described(second) == described(first)
+    assert (pool, 1) in described(second)[1]
+    # Airflow itself finds it migrated and the pool there.
+    try:
+        assert pool in airflow_cli(second.env, "pools", "list", "-o", "plain").stdout
+        assert airflow_cli(second.env, "db", "check-migrations", "-t", "0").returncode == 0
+    finally:
+        template.unlink()
