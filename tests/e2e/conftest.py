@@ -4,6 +4,7 @@ marts those days give when built without Airflow (the reference every executor's
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -156,3 +157,39 @@ def make_check(env: dict[str, str]):
         text=True,
         timeout=600,
     )
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Debian's Chromium, headless, driven by Playwright (installed by .ci/ensure-chromium)."""
+    if CHROMIUM is None:
+        reason = "Chromium is not installed (.ci/ensure-chromium installs Debian's package)"
+        if os.environ.get("SPARKIFY_REQUIRE_CHROMIUM"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+def signed_in_health_view(browser, airflow):
+    """A page of ``browser`` on the health view, signed in through the login page as a person does."""
+    from sparkify.health import HEALTH_PATH
+    from sparkify.local_airflow import admin_password
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{airflow.url}{HEALTH_PATH}")
+    page.wait_for_selector("input[name=username]", timeout=60_000)
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", admin_password(airflow.home))
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**{HEALTH_PATH}", timeout=60_000)
+    page.goto(f"{airflow.url}{HEALTH_PATH}")
+    page.wait_for_selector("#grid", timeout=60_000)
+    return page

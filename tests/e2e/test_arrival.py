@@ -32,6 +32,7 @@ from sparkify.local_airflow import DAG_ID, free_port, running
 from sparkify.settings import from_env
 from sparkify.warehouses import warehouse_for
 from tests.e2e.alerting import SmtpSink, alert_connection, alert_lines, mail_text, serve
+from tests.e2e.conftest import signed_in_health_view
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -194,12 +195,19 @@ def test_a_backfill_of_a_missing_past_day_fails_at_once(late, timed_out):
     assert len(deadline_mail(late)) == 1
 
 
-def test_the_cleared_run_waits_and_succeeds_when_the_file_lands(late, timed_out):
+def test_the_cleared_run_waits_and_succeeds_when_the_file_lands(late, timed_out, chromium):
     airflow = late["airflow"]
     path = f"/dags/{DAG_ID}/dagRuns/{quote(timed_out, safe='')}/clear"
     airflow.api("POST", path, json={"dry_run": False})
     until("the wait again", lambda: wait_state(airflow, timed_out) == "up_for_reschedule")
     assert health(airflow, late["day"])["state"] == "waiting"
+    # As a person sees it, signed in: waiting for its file, and late.
+    page = signed_in_health_view(chromium, airflow)
+    row = page.locator(f'#grid tr[data-day="{late["day"]}"]')
+    assert row.get_attribute("data-state") == "waiting"
+    assert "waiting for file since" in row.inner_text()
+    assert row.locator('[data-late="true"]').inner_text().startswith("late: deadline ")
+    page.close()
     shutil.move(late["held"], late["log"])
     until("the run to succeed", lambda: scheduled_run(airflow)["state"] in ("success", "failed"), timeout=300)
     assert scheduled_run(airflow)["state"] == "success"

@@ -8,7 +8,6 @@ in (the bad day failed, with its error), refused to anonymous requests, and stee
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import threading
 from datetime import date, timedelta
@@ -21,10 +20,11 @@ import pytest
 from sparkify.datagen import generate
 from sparkify.dbt_docs import DOCS_PATH
 from sparkify.health import HEALTH_PATH, HEALTH_ROUTE
-from sparkify.local_airflow import admin_password, free_port, running
+from sparkify.local_airflow import free_port, running
 from sparkify.report import report_key
 from sparkify.settings import from_env
 from tests.conftest import backfill
+from tests.e2e.conftest import signed_in_health_view
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 
@@ -34,7 +34,6 @@ DROP = DAYS[-1]
 # Over the allowance (10 bad lines, or 1 % of them): its staging fails, naming the file and the lines.
 BAD_DAY = DAYS[-1] + timedelta(days=1)
 BAD_LINES = 15
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
@@ -153,32 +152,9 @@ def test_the_view_is_in_the_ui_navigation(api_server):
     assert bad["volumes"] == {} and bad["volumes_from_earlier_load"] is False
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    if CHROMIUM is None:
-        reason = "Chromium is not installed (.ci/ensure-chromium installs Debian's package)"
-        if os.environ.get("SPARKIFY_REQUIRE_CHROMIUM"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield browser
-        browser.close()
-
-
 def test_a_signed_in_browser_sees_the_days_and_the_flag(api_server, chromium, tmp_path):
-    page = chromium.new_page(viewport={"width": 1400, "height": 1000})
     # Anonymous, the browser is sent to the login page; signed in, back to the view.
-    page.goto(f"{api_server.url}{HEALTH_PATH}")
-    page.wait_for_selector("input[name=username]", timeout=60_000)
-    page.fill("input[name=username]", "admin")
-    page.fill("input[name=password]", admin_password(api_server.home))
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"**{HEALTH_PATH}", timeout=60_000)
-    page.goto(f"{api_server.url}{HEALTH_PATH}")
-    page.wait_for_selector("#grid", timeout=60_000)
+    page = signed_in_health_view(chromium, api_server)
     rows = page.locator("#grid tr[data-day]")
     states = {
         rows.nth(i).get_attribute("data-day"): rows.nth(i).get_attribute("data-state")
