@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from sparkify.deadline import run_days_of, waiting_for
+from sparkify.deadline import as_datetime, run_days_of, waiting_for
 from sparkify.settings import from_env
 from tests.conftest import REPO
 
@@ -30,3 +30,10 @@ def test_a_lake_that_does_not_answer_does_not_stop_the_alert(monkeypatch):
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     said = waiting_for(settings, [date(2018, 11, 4)], "running")
     assert said.startswith("unknown: the lake did not answer (")
+
+
+def test_the_deadline_reads_the_same_from_either_executor():
+    from datetime import UTC, datetime
+
+    local = datetime(2026, 12, 7, 3, tzinfo=UTC)
+    assert as_datetime(local) == as_datetime("2026-12-07T03:00:00Z") == local

@@ -66,7 +66,7 @@ def on_deadline_missed(context: dict[str, Any]) -> None:
         "dag_id": run["dag_id"],
         "run_id": run["dag_run_id"],
         "days": [day.isoformat() for day in days],
-        "deadline": str(deadline["deadline_time"]),
+        "deadline": as_datetime(deadline["deadline_time"]).isoformat(),
         "run_state": run["state"],
         "waiting_for": waiting_for(settings(), days, run["state"]),
     }
@@ -75,6 +75,11 @@ def on_deadline_missed(context: dict[str, Any]) -> None:
         context,
         f"[sparkify] {alert['dag_id']}: {', '.join(alert['days'])} late, not done by {alert['deadline']}",
     )
+
+
+def as_datetime(value: datetime | str) -> datetime:
+    """The deadline as the callback gets it: a datetime in the LocalExecutor, its ISO text through Celery."""
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
 
 def run_days_of(run: dict[str, Any]) -> list[date]:

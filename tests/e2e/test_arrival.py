@@ -175,7 +175,7 @@ def test_the_late_day_is_alerted_once_and_marked_late(late, timed_out):
     assert (alert["kind"], alert["days"]) == ("deadline", [late["day"]])
     assert alert["waiting_for"] == f"the event log of {late['day']} at {late['log']}"
     deadline = datetime.fromisoformat(late["day"]) + timedelta(days=1) + late["settings"].deadline
-    assert alert["deadline"] == str(deadline.replace(tzinfo=UTC))
+    assert alert["deadline"] == deadline.replace(tzinfo=UTC).isoformat()
     shown = health(late["airflow"], late["day"])
     assert (shown["late"], shown["state"], shown["waiting_since"]) == (True, "failed", None), shown
     assert shown["deadline"] == deadline.replace(tzinfo=UTC).isoformat()
