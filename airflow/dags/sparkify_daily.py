@@ -6,11 +6,11 @@ ended, at midnight UTC) and in Airflow's own backfill (the day of `ds`), any ran
 interval (`make backfill DAYS_PER_RUN=N`).
 
 1. **days** lists the run's days; on a scheduled run, **wait_for_logs** waits for each day's event log to land
-   (no worker slot held between checks; it fails after `SPARKIFY_ARRIVAL_TIMEOUT`, 6 h by default, naming the
-   days still missing); a backfill or a manual run does not wait. **stage_events** replaces each day's rows of `staging_events` with
-   `log_data/YYYY/MM/YYYY-MM-DD-events.json`, one mapped task instance per day, named by its day (a run of more
-   than `SPARKIFY_MAX_STAGING_TASKS` days, 31 by default, stages consecutive days per instance); a bad or
-   missing file fails its day alone, the other days' loads stand;
+   (no worker slot held between checks; it fails after `SPARKIFY_ARRIVAL_TIMEOUT`, naming the days still
+   missing); a backfill or a manual run does not wait. **stage_events** replaces each day's rows of
+   `staging_events` with `log_data/YYYY/MM/YYYY-MM-DD-events.json`, one mapped task instance per day, named by
+   its day (a run of more than `SPARKIFY_MAX_STAGING_TASKS` days, 31 by default, stages consecutive days per
+   instance); a bad or missing file fails its day alone, the other days' loads stand;
    **stage_songs** refreshes `staging_songs` from `song_data/`, each as the configured warehouse stages data
    (on Redshift: COPY from S3 with the provider's `S3ToRedshiftOperator`; elsewhere its own bulk loader).
 2. **dbt_sparkify** (Cosmos) checks each source's freshness, then builds each dbt model, followed by that
@@ -32,7 +32,7 @@ Bad input over the allowance, a missing day file and a failing data test fail th
 a lake that does not answer is retried with back-off. A task that fails for good logs one `SPARKIFY_ALERT {json}` line (and e-mails it when `SPARKIFY_ALERT_CONN_ID`
 names an SMTP connection).
 
-A scheduled run that has not succeeded `SPARKIFY_DEADLINE` (3 h by default) after its day ended sends one
+A scheduled run that has not succeeded `SPARKIFY_DEADLINE` after its day ended sends one
 deadline alert through the same channel.
 
 Reruns are idempotent. The warehouse (`SPARKIFY_WAREHOUSE`) and the lake (`SPARKIFY_LAKE`) come from the
