@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 
@@ -119,6 +120,16 @@ def test_sigterm_stops_every_process_the_command_started(interrupted):
     commands = " ".join(" ".join(p.cmdline()) for p in interrupted["running"] if p.is_running())
     assert len(interrupted["running"]) >= 3, commands
     assert started_by(interrupted["home"]) == []
+
+
+def test_no_task_is_left_running_in_the_metadata_database(interrupted):
+    """Each task stopped by the signal recorded its end: none is left for the next start to find running (it
+    would wait out Airflow's orphan check, five minutes, before running the day again)."""
+    with sqlite3.connect(f"file:{interrupted['home']}/airflow.db?mode=ro", uri=True) as con:
+        active = con.execute(
+            "select task_id, state from task_instance where state in ('queued', 'running', 'restarting')"
+        ).fetchall()
+    assert active == []
 
 
 def test_the_port_and_the_duckdb_file_are_free(interrupted):

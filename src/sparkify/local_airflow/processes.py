@@ -97,19 +97,28 @@ class AirflowProcesses:
         process.wait()
 
     def stop(self, timeout: float = 30) -> None:
-        """SIGTERM every component's process group, then SIGKILL what is left after ``timeout``, task processes
-        included: Airflow starts each in a process group of its own, which a hung task never leaves."""
+        """SIGTERM the components that run tasks (the scheduler with its executor, Celery workers), then the
+        others once those have exited; SIGKILL what is left of each after ``timeout``, task processes included:
+        Airflow starts each in a process group of its own, which a hung task never leaves.
+
+        The order matters: a task stopped by the signal reports its end through the api-server. With the
+        api-server gone first, its supervisor retried for half a minute, the scheduler waited for it until the
+        SIGKILL, and the task stayed *running* in the metadata database, which the next start left alone until
+        its orphan check, five minutes later."""
         descendants = _descendants([process.pid for process in self.processes.values()])
-        for process in self.processes.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        for process in self.processes.values():
-            try:
-                process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        running_tasks = {name for name in self.processes if name == "scheduler" or name.startswith("worker-")}
+        for names in (running_tasks, set(self.processes) - running_tasks):
+            group = [self.processes[name] for name in sorted(names)]
+            for process in group:
+                if process.poll() is None:
+                    os.killpg(process.pid, signal.SIGTERM)
+            for process in group:
+                try:
+                    process.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
         self.processes.clear()
         _kill_survivors(descendants, max(0.1, deadline - time.monotonic()))
 
