@@ -6,9 +6,10 @@ The warehouse contents are checked against what the generator wrote, computed he
 from __future__ import annotations
 
 import json
+import sqlite3
 import uuid
 from collections import defaultdict
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -93,6 +94,19 @@ def test_each_node_task_reports_the_one_build_of_its_run(workspace, first_backfi
     # A test between two models reports its own result (Cosmos pushes test results per model only).
     detached = next(p for p in sensors if "relationships_fct_songplays_song_id" in str(p)).read_text()
     assert "relationships_fct_songplays_song_id" in detached and "_tests_status" in detached
+
+
+def test_the_scheduler_marked_the_backfill_complete_within_seconds_of_its_last_run(workspace, first_backfill):
+    """`make backfill` stops Airflow once its backfill is marked complete: the project's scheduler checks every
+    2 s (Airflow's own check runs every 30 s, sparkify.tuning.executor)."""
+    database = Path(workspace["env"]["AIRFLOW_HOME"], "airflow.db")
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as con:
+        [(completed, last_run_end)] = con.execute(
+            "select b.completed_at, max(r.end_date) from backfill as b join dag_run as r on r.backfill_id = b.id "
+            "where b.id = (select min(id) from backfill) group by b.id"
+        ).fetchall()
+    waited = datetime.fromisoformat(completed) - datetime.fromisoformat(last_run_end)
+    assert timedelta(0) <= waited < timedelta(seconds=10), waited
 
 
 def test_the_marts_equal_those_built_without_airflow(workspace, first_backfill, built_without_airflow):

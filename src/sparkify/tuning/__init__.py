@@ -9,7 +9,8 @@ installed library is outside the versions a patch was written for, which is logg
 - Cosmos' watcher through its public arguments only (``sparkify.dbt.WATCHER_OPERATOR_ARGS``: poking sensors,
   outside the writer pool), without the lean XComs, the rebuild after a clear or the detached tests' results
   (their sensors then run their test themselves);
-- stock executors: the executor and the Celery hook start no warm-up, so every dbt task starts cold;
+- stock executors: the executor and the Celery hook start no warm-up, so every dbt task starts cold, and the
+  scheduler marks a finished backfill complete at its own 30-s check;
 - no shared parse: every dbt task loads the project itself.
 
 ``tests/test_tuning.py`` imports every private name the patches touch (``PRIVATE_NAMES``) and checks its
@@ -93,6 +94,25 @@ PATCHES = (
         "sparkify.tuning.executor",
         AIRFLOW,
         {"airflow.executors.local_executor:LocalExecutor.start": ("self",)},
+    ),
+    Patch(
+        "backfill-check",
+        "sparkify.tuning.executor",
+        AIRFLOW,
+        {
+            "airflow.utils.event_scheduler:EventScheduler.call_regular_interval": (
+                "self",
+                "delay",
+                "action",
+                "arguments",
+                "kwargs",
+                "non_fatal",
+            ),
+            "airflow.jobs.scheduler_job_runner:SchedulerJobRunner._mark_backfills_complete": (
+                "self",
+                "session",
+            ),
+        },
     ),
 )
 
