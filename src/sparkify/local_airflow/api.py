@@ -184,7 +184,8 @@ class AirflowApi:
         """Wait for the scheduler to mark a finished backfill complete (every 2 s with the project's executor,
         every 30 s on stock Airflow: ``sparkify.tuning.executor``). One stopped before that is still active at
         the next start, which cancels it, and cancelling pauses it: Airflow never starts a run of a paused
-        backfill again, so clearing one of its runs in the UI would leave the run queued for good. False if the scheduler has not marked it within ``timeout``."""
+        backfill again, so clearing one of its runs in the UI would leave the run queued for good. False if the
+        scheduler has not marked it within ``timeout``."""
         try:
             self.wait_until(
                 "the scheduler to mark the backfill complete",
