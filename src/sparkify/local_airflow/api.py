@@ -181,11 +181,11 @@ class AirflowApi:
         return None
 
     def wait_backfill_completed(self, backfill_id: int, timeout: float = 45) -> bool:
-        """Wait for the scheduler to mark a finished backfill complete (every 2 s with the project's executor,
-        every 30 s on stock Airflow: ``sparkify.tuning.executor``). One stopped before that is still active at
-        the next start, which cancels it, and cancelling pauses it: Airflow never starts a run of a paused
-        backfill again, so clearing one of its runs in the UI would leave the run queued for good. False if the
-        scheduler has not marked it within ``timeout``."""
+        """Wait for the scheduler to mark a finished backfill complete (every 30 s on stock Airflow, every
+        ``sparkify.tuning.executor.BACKFILL_CHECK_SECONDS`` with the project's executor). One stopped before that
+        is still active at the next start, which cancels it, and cancelling pauses it: Airflow never starts a run
+        of a paused backfill again, so clearing one of its runs in the UI would leave the run queued for good.
+        False if the scheduler has not marked it within ``timeout``."""
         try:
             self.wait_until(
                 "the scheduler to mark the backfill complete",
